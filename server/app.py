@@ -1,0 +1,95 @@
+"""The app factory: the merged spec routes requests to ``handlers`` through Connexion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import RelativeResolver
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from server.config import Settings
+from server.context import AppState, AppStateMiddleware
+from server.errors import ApiError, ErrorRenderer
+from server.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from server.spec import for_connexion, merged_spec
+from server.validation import OpenAPI31BodyValidator
+from storage.db import Database
+
+logger = logging.getLogger("recoup_api")
+
+SPEC_PATH = "/api/openapi.json"
+DOCS_PATH = "/api/docs"
+HANDLERS = "handlers"
+
+
+def create_app(settings: Settings | None = None) -> AsyncApp:
+    """Build the ASGI app; the database is opened (and migrated) in its lifespan."""
+    settings = settings or Settings.from_env()
+    document = merged_spec()
+    errors = ErrorRenderer(document, handler_package=HANDLERS)
+    state = AppState(settings=settings, errors=errors)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = state.database = Database(settings.resolved_database_url)
+        await database.upgrade()
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = AsyncApp(__name__, lifespan=lifespan)
+    app.add_api(
+        for_connexion(document),
+        resolver=RelativeResolver(HANDLERS),
+        pythonic_params=True,
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        validator_map={"body": MediaTypeDict({"*/*json": OpenAPI31BodyValidator})},
+        swagger_ui_options=SwaggerUIOptions(
+            serve_spec=False, spec_path=SPEC_PATH, swagger_ui_path=DOCS_PATH
+        ),
+    )
+
+    async def openapi_json(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    app.add_url_rule(SPEC_PATH, "openapi_json", openapi_json, methods=["GET"])
+
+    # Listed outermost first: the request id and log see every response, CORS headers reach
+    # error responses too, and preflight requests never meet authentication.
+    app.add_middleware(RequestLogMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["content-type", "authorization", "x-api-key", "x-request-id"],
+        expose_headers=["x-workflow-run-id", "x-workflow-stream-tail-index", "x-request-id"],
+    )
+    app.add_middleware(
+        AppStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, state=state
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    app.add_error_handler(ApiError, errors.api_error)  # type: ignore[arg-type]
+    app.add_error_handler(ProblemException, errors.problem)  # type: ignore[arg-type]
+    app.add_error_handler(HTTPException, errors.http_exception)  # type: ignore[arg-type]
+    app.add_error_handler(Exception, errors.unexpected)
+    return app

@@ -1,0 +1,71 @@
+"""One typed settings object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+OFFLINE_MODEL = "recoup/offline"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server; see the README for each variable."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_model: str = OFFLINE_MODEL
+    max_body_bytes: int = 4 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ("*",)
+    jwt_issuer: str | None = None
+    jwt_secret: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    validate_responses: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build the settings from ``RECOUP_*`` variables."""
+        env = os.environ
+        data_dir = Path(env.get("RECOUP_DATA_DIR") or "data")
+        origins = tuple(
+            origin.strip()
+            for origin in (env.get("RECOUP_CORS_ORIGINS") or "*").split(",")
+            if origin.strip()
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("RECOUP_DATABASE_URL") or "",
+            host=env.get("RECOUP_HOST") or "127.0.0.1",
+            port=_int("RECOUP_PORT", 8000),
+            default_model=env.get("RECOUP_DEFAULT_MODEL") or OFFLINE_MODEL,
+            max_body_bytes=_int("RECOUP_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            cors_origins=origins,
+            jwt_issuer=env.get("RECOUP_JWT_ISSUER") or None,
+            jwt_secret=env.get("RECOUP_JWT_SECRET") or None,
+            jwt_jwks_url=env.get("RECOUP_JWT_JWKS_URL") or None,
+            jwt_audience=env.get("RECOUP_JWT_AUDIENCE") or None,
+            validate_responses=env.get("RECOUP_VALIDATE_RESPONSES", "") == "1",
+            log_level=env.get("RECOUP_LOG_LEVEL") or "info",
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'recoup.db').resolve()}"

@@ -1,0 +1,155 @@
+"""Domain errors and the one place that renders every error in its operation's documented shape.
+
+The shape of an error body is read from the merged specification, not hard-coded: for each
+operation and status the documented schema says whether the body is
+``{"status": "error", "error": ...}``, ``{"status": "error", "message": ...}`` or a fixed
+``{"error": "<the one enum value>"}`` (the seed's ``Invalid chat id`` / ``Chat ID conflict``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware.abstract import ROUTING_CONTEXT
+from starlette.exceptions import HTTPException
+
+from server.spec import Document, operations
+
+logger = logging.getLogger("recoup_api.errors")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status; raised anywhere, rendered by :class:`ErrorRenderer`."""
+
+    status = 500
+
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidBody(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+@dataclass(frozen=True)
+class _Shape:
+    key: str  # "error" or "message"
+    with_status: bool
+    fixed: str | None  # a schema that allows one message only
+
+
+_DEFAULT_SHAPE = _Shape(key="error", with_status=True, fixed=None)
+
+
+def _resolve(document: Document, node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _shape_of(document: Document, response: Any) -> _Shape | None:
+    response = _resolve(document, response)
+    schema = _resolve(document, response.get("content", {}).get("application/json", {}).get("schema"))
+    if not isinstance(schema, dict):
+        return None
+    required = schema.get("required", [])
+    key = "message" if "message" in required else "error"
+    enum = _resolve(document, schema.get("properties", {}).get(key, {})).get("enum")
+    fixed = enum[0] if isinstance(enum, list) and len(enum) == 1 else None
+    return _Shape(key=key, with_status="status" in required, fixed=fixed)
+
+
+class ErrorRenderer:
+    """Maps (operationId, status) to the documented error body."""
+
+    def __init__(self, document: Document, *, handler_package: str) -> None:
+        self._shapes: dict[tuple[str | None, int], _Shape] = {}
+        self._fallback: dict[str | None, _Shape] = {}
+        for _method, _path, operation in operations(document):
+            # Connexion reports the resolved handler path, e.g. "handlers.chats.create_chat".
+            op_id = f"{handler_package}.{operation.get('operationId')}"
+            for status, response in operation.get("responses", {}).items():
+                shape = _shape_of(document, response)
+                if shape is None or not str(status).isdigit():
+                    continue
+                self._shapes[(op_id, int(status))] = shape
+                if int(status) == 401:
+                    self._fallback[op_id] = shape
+
+    def body(self, operation_id: str | None, status: int, message: str) -> dict[str, str]:
+        """The error body an operation documents for a status."""
+        shape = self._shapes.get((operation_id, status)) or self._fallback.get(
+            operation_id, _DEFAULT_SHAPE
+        )
+        if shape.fixed is not None:
+            return {shape.key: shape.fixed}
+        body = {"status": "error"} if shape.with_status else {}
+        body[shape.key] = message
+        return body
+
+    def response(
+        self, request: ConnexionRequest, status: int, message: str, headers: Mapping[str, str]
+    ) -> ConnexionResponse:
+        routing = request.scope.get("extensions", {}).get(ROUTING_CONTEXT, {})
+        body = self.body(routing.get("operation_id"), status, message)
+        return ConnexionResponse(
+            status_code=status,
+            mimetype="application/json",
+            content_type="application/json",
+            body=json.dumps(body),
+            headers=dict(headers),
+        )
+
+    # The handlers below are registered with Connexion's add_error_handler.
+
+    def api_error(self, request: ConnexionRequest, exc: ApiError) -> ConnexionResponse:
+        return self.response(request, exc.status, exc.message, exc.headers)
+
+    def problem(self, request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+        status, message = exc.status, str(exc.detail or exc.title or "Request failed")
+        if status == 415:
+            # Every body-taking operation documents 400 for a body it cannot read; use it.
+            status, message = 400, "Content-Type must be application/json"
+        if status >= 500:
+            logger.error("request failed: %r", exc)
+        return self.response(request, status, message, exc.headers or {})
+
+    def http_exception(self, request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+        messages = {404: "Not found", 405: "Method not allowed"}
+        message = messages.get(exc.status_code) or str(exc.detail)
+        return self.response(request, exc.status_code, message, exc.headers or {})
+
+    def unexpected(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return self.response(request, 500, "Internal server error", {})

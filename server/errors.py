@@ -80,7 +80,9 @@ def _resolve(document: Document, node: Any) -> Any:
 
 def _shape_of(document: Document, response: Any) -> _Shape | None:
     response = _resolve(document, response)
-    schema = _resolve(document, response.get("content", {}).get("application/json", {}).get("schema"))
+    schema = _resolve(
+        document, response.get("content", {}).get("application/json", {}).get("schema")
+    )
     if not isinstance(schema, dict):
         return None
     required = schema.get("required", [])

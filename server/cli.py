@@ -1,0 +1,181 @@
+"""The ``recoup-api`` command: serve, migrate, manage accounts and keys, scaffold handlers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import timedelta
+from typing import Any
+
+from server.config import Settings
+from storage import accounts
+from storage.db import Database
+from storage.models import utc_now
+
+
+def _print(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+async def _open(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    await database.upgrade()
+    return database
+
+
+async def _first_start(settings: Settings) -> str | None:
+    """Migrate; on an empty database create a developer account and return its key."""
+    database = await _open(settings)
+    try:
+        async with database.transaction() as tx:
+            if await accounts.count_accounts(tx):
+                return None
+            account = await accounts.create_account(tx, name="developer", kind="person")
+            _key, plaintext = await accounts.create_api_key(
+                tx, account_id=account.id, name="first start"
+            )
+        return plaintext
+    finally:
+        await database.dispose()
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    key = asyncio.run(_first_start(settings))
+    if key is not None:
+        print(
+            f"\n  First start: created a developer account.\n  API key: {key}\n"
+            f"  Try: curl -X POST -H 'x-api-key: {key}' http://{settings.host}:{settings.port}"
+            "/api/sessions\n",
+            flush=True,
+        )
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs each request once, with its request id
+    )
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    database = await _open(settings)
+    await database.dispose()
+    _print({"upgraded": True, "database": database.engine.url.render_as_string()})
+    return 0
+
+
+async def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
+    database = await _open(settings)
+    try:
+        async with database.transaction() as tx:
+            kind = "artist" if args.artist else "person"
+            account = await accounts.create_account(
+                tx, name=args.name, kind=kind, organization=args.org
+            )
+            key = None
+            if kind != "artist":
+                _row, key = await accounts.create_api_key(tx, account_id=account.id, name="cli")
+    finally:
+        await database.dispose()
+    _print({"id": account.id, "apiKey": key})
+    return 0
+
+
+async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    database = await _open(settings)
+    try:
+        async with database.transaction() as tx:
+            account = await accounts.get_account(tx, account_id=args.account)
+            if account is None or account.kind == "artist":
+                print(f"error: no account {args.account} that can hold keys", file=sys.stderr)
+                return 1
+            expires = (
+                utc_now() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+            )
+            row, key = await accounts.create_api_key(
+                tx, account_id=account.id, name=args.name, expires_at=expires
+            )
+    finally:
+        await database.dispose()
+    _print({"id": row.id, "accountId": account.id, "apiKey": key})
+    return 0
+
+
+async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    database = await _open(settings)
+    try:
+        async with database.transaction() as tx:
+            revoked = await accounts.revoke_api_key(tx, key_id=args.key_id)
+    finally:
+        await database.dispose()
+    _print({"id": args.key_id, "revoked": revoked})
+    return 0 if revoked else 1
+
+
+def _codegen() -> int:
+    from server.codegen import generate_stubs
+    from server.spec import merged_spec
+
+    for name in generate_stubs(merged_spec()):
+        print(f"stub written: {name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recoup-api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the API (settings from RECOUP_* variables)")
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply pending migrations")
+    accounts_parser = commands.add_parser("accounts", help="manage accounts")
+    account_commands = accounts_parser.add_subparsers(dest="accounts_command", required=True)
+    create = account_commands.add_parser("create", help="create an account and its first key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--org", help="organization id or name to join (created if absent)")
+    create.add_argument("--artist", action="store_true", help="an artist account (no key)")
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    key_create = keys.add_parser("create", help="create an API key for an account")
+    key_create.add_argument("--account", required=True)
+    key_create.add_argument("--name", default="cli")
+    key_create.add_argument("--expires-in-days", type=int, default=None)
+    key_revoke = keys.add_parser("revoke", help="revoke an API key by id")
+    key_revoke.add_argument("key_id")
+    commands.add_parser("codegen", help="write handler stubs for operations without handlers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # Migration chatter on every command drowns the one line the command prints.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "db":
+        return asyncio.run(_db_upgrade(settings))
+    if args.command == "accounts":
+        return asyncio.run(_accounts_create(settings, args))
+    if args.command == "keys" and args.keys_command == "create":
+        return asyncio.run(_keys_create(settings, args))
+    if args.command == "keys":
+        return asyncio.run(_keys_revoke(settings, args))
+    return _codegen()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

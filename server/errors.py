@@ -19,7 +19,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.exceptions import HTTPException
 
-from server.spec import Document, operations
+from server.spec import Document, allowed_methods, operations
 
 logger = logging.getLogger("recoup_api.errors")
 
@@ -98,6 +98,7 @@ class ErrorRenderer:
     def __init__(self, document: Document, *, handler_package: str) -> None:
         self._shapes: dict[tuple[str | None, int], _Shape] = {}
         self._fallback: dict[str | None, _Shape] = {}
+        self._allowed = allowed_methods(document)
         for _method, _path, operation in operations(document):
             # Connexion reports the resolved handler path, e.g. "handlers.chats.create_chat".
             op_id = f"{handler_package}.{operation.get('operationId')}"
@@ -150,7 +151,16 @@ class ErrorRenderer:
     def http_exception(self, request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
         messages = {404: "Not found", 405: "Method not allowed"}
         message = messages.get(exc.status_code) or str(exc.detail)
-        return self.response(request, exc.status_code, message, exc.headers or {})
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Connexion routes each operation separately, so the router's own Allow header
+            # names one method; the specification knows them all.
+            path = request.scope.get("path", "")
+            for matcher, methods in self._allowed:
+                if matcher.match(path):
+                    headers["Allow"] = ", ".join(methods)
+                    break
+        return self.response(request, exc.status_code, message, headers)
 
     def unexpected(self, request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         logger.exception("unhandled error", exc_info=exc)

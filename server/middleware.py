@@ -26,6 +26,9 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Inner layers copy the scope; a shared extensions dict lets the routing result they
+        # record reach this layer and the error renderer.
+        scope.setdefault("extensions", {})
         given = Headers(scope=scope).get("x-request-id", "")
         request_id = (
             given if 0 < len(given) <= _MAX_REQUEST_ID and given.isprintable() else uuid.uuid4().hex

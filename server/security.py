@@ -24,7 +24,7 @@ INVALID = "Invalid or expired credentials"
 
 
 def _refuse_both(request: ConnexionRequest) -> None:
-    if request.headers.get("x-api-key") is not None and request.headers.get("authorization"):
+    if "x-api-key" in request.headers and "authorization" in request.headers:
         raise Unauthorized(BOTH_GIVEN)
 
 
@@ -64,7 +64,6 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 
 async def _verified_subject(token: str, settings: Settings) -> str:
-    options = {"require": ["exp", "sub", "iss"]}
     try:
         if settings.jwt_jwks_url:
             # Fetching the key set is blocking I/O (cached after the first call).
@@ -83,7 +82,10 @@ async def _verified_subject(token: str, settings: Settings) -> str:
             algorithms=algorithms,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
-            options={**options, "verify_aud": settings.jwt_audience is not None},
+            options={
+                "require": ["exp", "sub", "iss"],
+                "verify_aud": settings.jwt_audience is not None,
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(INVALID) from exc

@@ -184,6 +184,16 @@ def operations(document: Document) -> list[tuple[str, str, Document]]:
     ]
 
 
+def allowed_methods(document: Document) -> list[tuple[re.Pattern[str], list[str]]]:
+    """For each path template, a matcher for concrete paths and the methods it documents."""
+    table = []
+    for path, item in document.get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))
+        methods = sorted(method.upper() for method in item if method in HTTP_METHODS)
+        table.append((re.compile(f"^{pattern}$"), methods))
+    return table
+
+
 def for_connexion(document: Document) -> Document:
     """The same document in the 3.0 dialect Connexion 3.3 accepts, wired to our security code."""
     runtime = _walk_schemas(copy.deepcopy(document), _type_union_to_nullable)

@@ -20,7 +20,6 @@ from starlette.types import Scope
 
 from server.spec import to_openapi_31
 
-
 _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 

@@ -27,7 +27,7 @@ def new_api_key() -> str:
 
 
 def hash_api_key(key: str) -> str:
-    """Keys are stored only as their SHA-256: they carry 256 bits of entropy, so no salt is needed."""
+    """The stored form of a key: its SHA-256 (256 random bits need no salt or slow hash)."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 

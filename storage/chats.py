@@ -124,7 +124,8 @@ async def delete_chat(session: AsyncSession, *, chat: Chat) -> None:
 
 
 def _insert_for(session: AsyncSession) -> Any:
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def mark_chat_read(

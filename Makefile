@@ -1,0 +1,38 @@
+# The two commands: `make run` and `make test`. Everything they need is installed from here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
+
+.PHONY: run test check lint typecheck fuzz codegen clean
+
+run: $(INSTALLED)
+	$(BIN)/recoup-api serve
+
+test: check
+
+check: $(TEST_INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+fuzz: $(TEST_INSTALLED)
+	RECOUP_FUZZ_EXAMPLES=$${RECOUP_FUZZ_EXAMPLES:-500} RECOUP_FUZZ_SEED=random $(BIN)/pytest tests/fuzz
+
+codegen: $(INSTALLED)
+	$(BIN)/recoup-api codegen
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

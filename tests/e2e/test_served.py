@@ -1,0 +1,144 @@
+"""The real server: `recoup-api serve` on a free port, driven over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent
+KEY_LINE = re.compile(r"API key: (recoup_sk_[A-Za-z0-9_-]{43})")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "RECOUP_DATA_DIR": str(data_dir),
+            "RECOUP_PORT": str(self.port),
+            "RECOUP_HOST": "127.0.0.1",
+        }
+        self.output = data_dir.parent / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.output.write_text("")
+        with self.output.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "recoup-api"), "serve"], env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output.read_text()
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"server did not become ready:\n{self.output.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+    def cli(self, *args: str) -> dict[str, object]:
+        done = subprocess.run(
+            [str(BIN / "recoup-api"), *args], env=self.env, capture_output=True, check=True
+        )
+        return json.loads(done.stdout)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_first_start_prints_a_working_key_and_the_api_answers(served: Served):
+    match = KEY_LINE.search(served.output.read_text())
+    assert match, served.output.read_text()
+    headers = {"x-api-key": match.group(1)}
+    with httpx.Client(base_url=served.base_url, headers=headers) as http:
+        created = http.post("/api/sessions", json={"title": "e2e"})
+        assert created.status_code == 200
+        session_id = created.json()["session"]["id"]
+        chat = http.post(f"/api/sessions/{session_id}/chats", json={"id": "client-chat"})
+        assert chat.status_code == 200
+        listed = http.get(f"/api/sessions/{session_id}/chats").json()
+        assert [c["title"] for c in listed["chats"]] == ["New chat", "New chat"]
+        assert listed["chats"][1]["id"] == "client-chat"
+        assert http.get("/api/openapi.json").json()["openapi"] == "3.1.0"
+        unauthenticated = httpx.get(f"{served.base_url}/api/sessions/{session_id}/chats")
+        assert unauthenticated.status_code == 401
+        assert unauthenticated.json()["status"] == "error"
+        assert unauthenticated.headers["x-request-id"]
+
+
+def test_concurrent_creates_of_one_chat_id_over_http(served: Served):
+    key = KEY_LINE.search(served.output.read_text()).group(1)  # type: ignore[union-attr]
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.base_url, headers={"x-api-key": key}) as http:
+            session_id = (await http.post("/api/sessions")).json()["session"]["id"]
+            url = f"/api/sessions/{session_id}/chats"
+            responses = await asyncio.gather(
+                *(http.post(url, json={"id": "raced"}) for _ in range(20))
+            )
+            listed = (await http.get(url)).json()["chats"]
+            assert [c["id"] for c in listed].count("raced") == 1
+            return list(responses)
+
+    responses = asyncio.run(race())
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json()["chat"]["id"] for r in responses} == {"raced"}
+
+
+def test_cli_accounts_and_keys_work_against_the_served_database(served: Served):
+    org_member = served.cli("accounts", "create", "--name", "Ann", "--org", "Label")
+    artist = served.cli("accounts", "create", "--name", "Band", "--org", "Label", "--artist")
+    assert artist["apiKey"] is None
+    headers = {"x-api-key": str(org_member["apiKey"])}
+    with httpx.Client(base_url=served.base_url, headers=headers) as http:
+        room = http.post("/api/chats", json={"artistId": artist["id"], "topic": "Pulse"})
+        assert room.status_code == 200, room.text
+        assert room.json()["chat"]["artistId"] == artist["id"]
+        second = served.cli("keys", "create", "--account", str(org_member["id"]))
+        assert (
+            http.get("/api/sessions", headers={"x-api-key": str(second["apiKey"])}).status_code
+            == 200
+        )
+        served.cli("keys", "revoke", str(second["id"]))
+        revoked = http.get("/api/sessions", headers={"x-api-key": str(second["apiKey"])})
+        assert revoked.status_code == 401
+
+
+def test_a_restart_keeps_data_and_prints_no_new_key(served: Served):
+    key = KEY_LINE.search(served.output.read_text()).group(1)  # type: ignore[union-attr]
+    created = httpx.post(f"{served.base_url}/api/sessions", headers={"x-api-key": key})
+    session_id = created.json()["session"]["id"]
+    served.stop()
+    served.start()
+    assert not KEY_LINE.search(served.output.read_text())
+    again = httpx.get(f"{served.base_url}/api/sessions/{session_id}", headers={"x-api-key": key})
+    assert again.status_code == 200

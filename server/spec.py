@@ -1,8 +1,8 @@
 """The one merged OpenAPI document: seed fragments + the project's operations + the overlay.
 
-The vendored seed documents under ``openapi/`` stay verbatim. At start-up they are merged with
-the project's own file (``recoup.yaml``) and amended by ``overlay.yaml`` (OpenAPI Overlay 1.0),
-then validated as OpenAPI 3.1. Connexion 3.3 only reads 3.0 documents, so it is handed a
+The vendored seed documents under ``openapi/`` (those ``SEEDS.sha256`` lists) stay verbatim. At
+start-up they are merged with the project's own files (``recoup.yaml`` first, then any other
+``*.yaml``) and amended by ``overlay.yaml`` (OpenAPI Overlay 1.0), then validated as OpenAPI 3.1. Connexion 3.3 only reads 3.0 documents, so it is handed a
 mechanical 3.0 rendering of the same document (:func:`for_connexion`).
 """
 
@@ -20,6 +20,7 @@ from openapi_spec_validator import validate as validate_openapi
 OPENAPI_DIR = Path(__file__).resolve().parent.parent / "openapi"
 PROJECT_FILE = "recoup.yaml"
 OVERLAY_FILE = "overlay.yaml"
+SEEDS_FILE = "SEEDS.sha256"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 Document = dict[str, Any]
@@ -30,9 +31,20 @@ class SpecError(Exception):
 
 
 def seed_files(directory: Path = OPENAPI_DIR) -> list[Path]:
-    """The vendored seed fragments: every YAML file that is not the project's own."""
-    own = {PROJECT_FILE, OVERLAY_FILE}
-    return sorted(p for p in directory.glob("*.yaml") if p.name not in own)
+    """The vendored seed documents: the files whose digests ``SEEDS.sha256`` records."""
+    names = [line.split()[1] for line in (directory / SEEDS_FILE).read_text().splitlines() if line]
+    return [directory / name for name in sorted(names)]
+
+
+def project_files(directory: Path = OPENAPI_DIR) -> list[Path]:
+    """The project's own operation files: ``recoup.yaml`` first, then the rest by name."""
+    seeds = {path.name for path in seed_files(directory)}
+    others = sorted(
+        path
+        for path in directory.glob("*.yaml")
+        if path.name not in seeds and path.name not in (PROJECT_FILE, OVERLAY_FILE)
+    )
+    return [directory / PROJECT_FILE, *others]
 
 
 def _load(path: Path) -> Document:
@@ -161,9 +173,9 @@ def to_openapi_31(schema: Any) -> Any:
 @cache
 def merged_spec(directory: Path = OPENAPI_DIR) -> Document:
     """The merged, amended and validated OpenAPI 3.1 document (built once per directory)."""
-    base = _load(directory / PROJECT_FILE)
-    fragments = [(path.name, _load(path)) for path in seed_files(directory)]
-    document = merge_documents(base, fragments)
+    base, *own = project_files(directory)
+    fragments = [(path.name, _load(path)) for path in [*own, *seed_files(directory)]]
+    document = merge_documents(_load(base), fragments)
     document = apply_overlay(document, _load(directory / OVERLAY_FILE))
     document = to_openapi_31(document)
     document["openapi"] = "3.1.0"

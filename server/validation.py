@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from server.spec import to_openapi_31
 
+_ABSENT = object()  # no body at all, as opposed to a JSON `null`
 _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 
@@ -49,7 +50,7 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
-            return None
+            return _ABSENT
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -60,7 +61,7 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             raise BadRequestProblem(detail=f"Malformed JSON: {exc}") from exc
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
-        if body is None:
+        if body is _ABSENT:
             if self._required:
                 raise BadRequestProblem(detail="Request body is required")
             return None

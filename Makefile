@@ -5,18 +5,22 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test check lint typecheck fuzz codegen clean
+.PHONY: run test check system-deps fuzz codegen clean
 
 run: $(INSTALLED)
 	$(BIN)/recoup-api serve
 
 test: check
 
-check: $(TEST_INSTALLED)
+check: $(TEST_INSTALLED) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# bubblewrap and git: the sandbox tests prove the isolation they claim, so they need bwrap.
+system-deps:
+	bash scripts/install-system-deps.sh
 
 fuzz: $(TEST_INSTALLED)
 	RECOUP_FUZZ_EXAMPLES=$${RECOUP_FUZZ_EXAMPLES:-500} RECOUP_FUZZ_SEED=random $(BIN)/pytest tests/fuzz

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sandbox.runner import isolation_mode
 from server.config import Settings
 from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = state.database = Database(settings.resolved_database_url)
         await database.upgrade()
+        logger.info((await asyncio.to_thread(isolation_mode))[1])
         try:
             yield
         finally:

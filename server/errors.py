@@ -59,6 +59,10 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class BadGateway(ApiError):
+    status = 502
+
+
 @dataclass(frozen=True)
 class _Shape:
     key: str  # "error" or "message"

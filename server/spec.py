@@ -2,8 +2,9 @@
 
 The vendored seed documents under ``openapi/`` (those ``SEEDS.sha256`` lists) stay verbatim. At
 start-up they are merged with the project's own files (``recoup.yaml`` first, then any other
-``*.yaml``) and amended by ``overlay.yaml`` (OpenAPI Overlay 1.0), then validated as OpenAPI 3.1. Connexion 3.3 only reads 3.0 documents, so it is handed a
-mechanical 3.0 rendering of the same document (:func:`for_connexion`).
+``*.yaml``) and amended by ``overlay.yaml`` (OpenAPI Overlay 1.0), then validated as
+OpenAPI 3.1. Connexion 3.3 only reads 3.0 documents, so it is handed a mechanical 3.0
+rendering of the same document (:func:`for_connexion`).
 """
 
 from __future__ import annotations

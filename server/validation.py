@@ -2,7 +2,8 @@
 
 Connexion 3.3 validates with JSON Schema draft 4 and decodes bodies with the declared charset
 (an undecodable body becomes a 500). This validator reads JSON strictly as UTF-8, refuses what
-JSON clients cannot produce (NaN, Infinity), and validates with draft 2020-12, formats included,
+JSON clients cannot produce (NaN, Infinity) and strings no database can store (NUL, unpaired
+surrogates), and validates with draft 2020-12, formats included,
 against the 3.1 form of the operation's schema.
 """
 
@@ -26,6 +27,26 @@ _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _unstorable_text(value: Any) -> str | None:
+    """Why a parsed body cannot be stored as text (NUL, unpaired surrogate escapes), or None."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "Request body contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "Request body contains an unpaired surrogate escape"
+    return None
 
 
 def _describe(error: ValidationError) -> str:
@@ -56,9 +77,14 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
         except UnicodeDecodeError as exc:
             raise BadRequestProblem(detail="Request body is not valid UTF-8") from exc
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            body = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             raise BadRequestProblem(detail=f"Malformed JSON: {exc}") from exc
+        # Valid JSON, but no database stores these in text columns.
+        problem = _unstorable_text(body)
+        if problem is not None:
+            raise BadRequestProblem(detail=problem)
+        return body
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if body is _ABSENT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -24,11 +25,14 @@ async def create_session_with_chat(
     model_id: str,
     chat_id: str | None = None,
     chat_title: str = NEW_CHAT_TITLE,
+    session_id: str | None = None,
+    sandbox_state: dict[str, Any] | None = None,
 ) -> tuple[Session, Chat]:
     """Create a session and its first chat in the caller's transaction."""
     now = utc_now()
     record = Session(
-        id=str(uuid.uuid4()),
+        id=session_id or str(uuid.uuid4()),
+        sandbox_state=sandbox_state,
         account_id=account_id,
         artist_id=artist_id,
         title=title,
@@ -85,6 +89,16 @@ async def list_sessions(
         .offset(offset)
     )
     return [SessionSummary(row[0], bool(row[1]), bool(row[2]), row[3]) for row in rows]
+
+
+async def set_sandbox_state(
+    session: AsyncSession, *, record: Session, sandbox_state: dict[str, Any]
+) -> Session:
+    """Record the session's provisioned sandbox."""
+    record.sandbox_state = sandbox_state
+    record.updated_at = utc_now()
+    await session.flush()
+    return record
 
 
 async def update_session(

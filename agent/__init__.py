@@ -1,0 +1,1 @@
+"""The agent: run loop, model providers, tools and stream encoding (no web framework imports)."""

@@ -1,0 +1,1 @@
+"""Workspaces and isolation: where a session's files live and how its commands run."""

@@ -25,7 +25,7 @@ from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer
 from server.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from server.spec import for_connexion, merged_spec
-from server.validation import OpenAPI31BodyValidator
+from server.validation import OpenAPI31BodyValidator, OpenAPI31ParameterValidator
 from storage.db import Database
 
 logger = logging.getLogger("recoup_api")
@@ -60,7 +60,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         pythonic_params=True,
         strict_validation=True,
         validate_responses=settings.validate_responses,
-        validator_map={"body": MediaTypeDict({"*/*json": OpenAPI31BodyValidator})},
+        validator_map={
+            "body": MediaTypeDict({"*/*json": OpenAPI31BodyValidator}),
+            "parameter": OpenAPI31ParameterValidator,
+        },
         swagger_ui_options=SwaggerUIOptions(
             serve_spec=False, spec_path=SPEC_PATH, swagger_ui_path=DOCS_PATH
         ),

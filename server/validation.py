@@ -14,7 +14,8 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from connexion.exceptions import BadRequestProblem
-from connexion.validators import JSONRequestBodyValidator
+from connexion.utils import is_null, is_nullable
+from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from starlette.types import Scope
@@ -27,6 +28,17 @@ _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _compiled(schema: dict[str, Any]) -> Draft202012Validator:
+    # Connexion builds validators per request around the same schema objects: compile once.
+    cached = _COMPILED.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        validator = Draft202012Validator(
+            to_openapi_31(schema), format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        cached = _COMPILED[id(schema)] = (schema, validator)
+    return cached[1]
 
 
 def _unstorable_text(value: Any) -> str | None:
@@ -57,17 +69,6 @@ def _describe(error: ValidationError) -> str:
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     """Strict UTF-8 JSON parsing and draft 2020-12 validation of request bodies."""
 
-    @property
-    def _compiled(self) -> Draft202012Validator:
-        # Connexion builds a validator per request around the same schema object: compile once.
-        cached = _COMPILED.get(id(self._schema))
-        if cached is None or cached[0] is not self._schema:
-            validator = Draft202012Validator(
-                to_openapi_31(self._schema), format_checker=Draft202012Validator.FORMAT_CHECKER
-            )
-            cached = _COMPILED[id(self._schema)] = (self._schema, validator)
-        return cached[1]
-
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
@@ -91,7 +92,27 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             if self._required:
                 raise BadRequestProblem(detail="Request body is required")
             return None
-        error = best_match(self._compiled.iter_errors(body))
+        error = best_match(_compiled(self._schema).iter_errors(body))
         if error is not None:
             raise BadRequestProblem(detail=_describe(error))
         return None
+
+
+class OpenAPI31ParameterValidator(ParameterValidator):
+    """Path, query and header parameters validated with draft 2020-12 formats (``uuid``...)."""
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None
+    ) -> str | None:
+        if is_nullable(param) and is_null(value):
+            return None
+        if value is None:
+            if param.get("required"):
+                return f"Missing {parameter_type} parameter '{param['name']}'"
+            return None
+        schema = param.get("schema", param)
+        error = best_match(_compiled(schema).iter_errors(value))
+        if error is None:
+            return None
+        return f"{error.message} ({parameter_type} parameter '{param.get('name', param_name)}')"

@@ -13,6 +13,10 @@ def _allow_private_fetch() -> bool:
     return os.environ.get("RECOUP_FETCH_ALLOW_PRIVATE") == "1"
 
 
+def _sandbox_network() -> bool:
+    return os.environ.get("RECOUP_SANDBOX_NETWORK") == "1"
+
+
 @dataclass
 class ToolContext:
     """The dependencies of a run's tools (pydantic-ai `deps`)."""
@@ -20,7 +24,7 @@ class ToolContext:
     workspace: Path
     session_id: str
     todo_store: TodoStore
-    network: bool = False
+    network: bool = field(default_factory=_sandbox_network)
     command_timeout_s: float = 120.0
     max_output_bytes: int = 30_000
     fetch_max_bytes: int = 1_000_000

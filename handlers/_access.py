@@ -10,9 +10,15 @@ from storage import accounts, chats, sessions
 from storage.models import Chat, Session
 
 
-async def owned_session(tx: AsyncSession, *, session_id: str, account_id: str) -> Session:
-    """The session, when it exists (else 404) and the account owns it (else 403)."""
-    record = await sessions.get_session(tx, session_id=session_id)
+async def owned_session(
+    tx: AsyncSession, *, session_id: str, account_id: str, for_update: bool = False
+) -> Session:
+    """The session, when it exists (else 404) and the account owns it (else 403).
+
+    ``for_update`` serialises writers that decide on the session's whole state (PostgreSQL; an
+    SQLite transaction already holds the write lock).
+    """
+    record = await sessions.get_session(tx, session_id=session_id, for_update=for_update)
     if record is None:
         raise NotFound("Session not found")
     if record.account_id != account_id:

@@ -8,6 +8,7 @@ from handlers._access import acting_account, default_model, usable_artist
 from handlers._shapes import chat_room_json
 from server.context import database
 from server.errors import Forbidden, InvalidBody, NotFound
+from server.validation import trim
 from storage import chats, sessions
 from storage.chats import ChatIdTaken
 from storage.sessions import NEW_CHAT_TITLE
@@ -16,7 +17,7 @@ from storage.sessions import NEW_CHAT_TITLE
 async def create_chat(user: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create a session and a chat room in it, for the caller or a permitted ``accountId``."""
     body = body or {}
-    title = (body.get("topic") or "").strip() or NEW_CHAT_TITLE
+    title = trim(body.get("topic") or "") or NEW_CHAT_TITLE
     async with database().transaction() as tx:
         owner = await acting_account(tx, caller=user, account_id=body.get("accountId"))
         artist_id = await usable_artist(tx, account_id=owner, artist_id=body.get("artistId"))
@@ -43,5 +44,5 @@ async def update_chat(user: str, body: dict[str, Any]) -> dict[str, Any]:
         record = await sessions.get_session(tx, session_id=chat.session_id)
         if record is None or record.account_id != user:
             raise Forbidden("You do not have access to this chat")
-        await chats.update_chat(tx, chat=chat, title=body["topic"].strip())
+        await chats.update_chat(tx, chat=chat, title=trim(body["topic"]))
     return {"status": "success", "chat": chat_room_json(chat, record)}

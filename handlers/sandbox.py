@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,8 @@ def _refuse_server_paths(repo_url: str | None, data_dir: Path) -> None:
     # A local clone of the data directory would expose other sessions' workspaces.
     if repo_url is None:
         return
-    local = Path(repo_url.removeprefix("file://")).expanduser()
+    # os.path.expanduser leaves an unknown "~user" as it is; Path.expanduser would raise.
+    local = Path(os.path.expanduser(repo_url.removeprefix("file://")))
     if local.is_absolute() or local.exists():
         if local.resolve().is_relative_to(data_dir.resolve()):
             raise Forbidden("repoUrl may not point into the server's data directory")

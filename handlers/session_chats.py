@@ -8,6 +8,7 @@ from handlers._access import chat_in_session, default_model, owned_session
 from handlers._shapes import chat_json, chat_summary_json, message_json
 from server.context import database
 from server.errors import Conflict, InvalidBody
+from server.validation import trim
 from storage import chats
 from storage.sessions import NEW_CHAT_TITLE
 
@@ -52,8 +53,8 @@ async def update_session_chat(
         await chats.update_chat(
             tx,
             chat=chat,
-            title=title.strip() if title is not None else None,
-            model_id=model_id.strip() if model_id is not None else None,
+            title=trim(title) if title is not None else None,
+            model_id=trim(model_id) if model_id is not None else None,
         )
     return {"chat": chat_json(chat)}
 
@@ -73,7 +74,8 @@ async def get_session_chat(session_id: str, chat_id: str, user: str) -> dict[str
 async def delete_session_chat(session_id: str, chat_id: str, user: str) -> dict[str, Any]:
     """Delete a chat and its messages; never the last chat of a session or a streaming one."""
     async with database().transaction() as tx:
-        record = await owned_session(tx, session_id=session_id, account_id=user)
+        # Locked, so two deletes in a two-chat session cannot both see a second chat.
+        record = await owned_session(tx, session_id=session_id, account_id=user, for_update=True)
         chat = await chat_in_session(tx, session=record, chat_id=chat_id)
         if await chats.count_chats(tx, session_id=record.id) <= 1:
             raise InvalidBody("Cannot delete the only chat of a session")

@@ -7,6 +7,7 @@ from typing import Any
 from handlers._access import default_model, owned_session, usable_artist
 from handlers._shapes import chat_json, session_json, session_summary_json
 from server.context import database
+from server.validation import trim
 from storage import sessions
 
 DEFAULT_SESSION_TITLE = "New session"
@@ -20,7 +21,7 @@ async def create_session(user: str, body: dict[str, Any] | None = None) -> dict[
         record, chat = await sessions.create_session_with_chat(
             tx,
             account_id=user,
-            title=(body.get("title") or DEFAULT_SESSION_TITLE).strip(),
+            title=trim(body.get("title") or DEFAULT_SESSION_TITLE),
             artist_id=artist_id,
             model_id=await default_model(tx, account_id=user),
         )
@@ -52,7 +53,7 @@ async def update_session(session_id: str, user: str, body: dict[str, Any]) -> di
         await sessions.update_session(
             tx,
             record=record,
-            title=title.strip() if title is not None else None,
+            title=trim(title) if title is not None else None,
             status=body.get("status"),
         )
     return {"session": session_json(record)}

@@ -59,7 +59,11 @@ class RequestLogMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over the limit with 413, by declared length or by bytes read."""
+    """Refuses bodies over the limit with 413, by declared length or by bytes read.
+
+    A body sent without ``content-length`` (chunked) is read here, up to the limit, and passed on
+    with its length declared: Connexion's validation reads only declared lengths.
+    """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -69,19 +73,41 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
-        received = 0
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")
+            await self.app(scope, receive, send)
+            return
+        if "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        body = await self._read_capped(receive)
+        scope = {**scope, "headers": [*scope["headers"], (b"content-length", b"%d" % len(body))]}
+        replayed = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read_capped(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)

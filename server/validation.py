@@ -9,32 +9,72 @@ against the 3.1 form of the operation's schema.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from starlette.types import Scope
 
 from server.spec import to_openapi_31
 
+# ECMA-262 WhiteSpace and LineTerminator: what `\s` means in a JSON Schema pattern and what
+# JavaScript's trim() removes. Python's own `\s` and str.strip() also take \x1c-\x1f and \x85.
+ECMA_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_ECMA_CLASS_ESCAPES = {
+    "\\s": f"[{ECMA_WHITESPACE}]",
+    "\\S": f"[^{ECMA_WHITESPACE}]",
+    "\\d": "[0-9]",
+    "\\D": "[^0-9]",
+    "\\w": "[A-Za-z0-9_]",
+    "\\W": "[^A-Za-z0-9_]",
+}
+_CLASS_ESCAPE = re.compile(r"\\\\|\\[sSdDwW]")
+
+
+def trim(text: str) -> str:
+    """Trim as the specification's "trimmed" means it: ECMA-262 whitespace at both ends."""
+    return text.strip(ECMA_WHITESPACE)
+
+
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a JSON Schema pattern with ECMA-262 meanings of ``\\s \\d \\w`` (outside classes)."""
+    translated = _CLASS_ESCAPE.sub(
+        lambda match: _ECMA_CLASS_ESCAPES.get(match.group(0), match.group(0)), pattern
+    )
+    return re.compile(translated)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(instance, str) and not _compiled_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_compiled_pattern = functools.cache(ecma_pattern)
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
 _ABSENT = object()  # no body at all, as opposed to a JSON `null`
-_COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+_COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _compiled(schema: dict[str, Any]) -> Draft202012Validator:
+def _compiled(schema: dict[str, Any]) -> Any:
     # Connexion builds validators per request around the same schema objects: compile once.
     cached = _COMPILED.get(id(schema))
     if cached is None or cached[0] is not schema:
-        validator = Draft202012Validator(
+        validator = _Validator(
             to_openapi_31(schema), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
         cached = _COMPILED[id(schema)] = (schema, validator)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Chat, ChatMessage, ChatRead, utc_now
+from storage.models import Chat, ChatMessage, ChatRead, storable_key, utc_now
 
 
 class ChatIdTaken(Exception):
@@ -37,7 +37,7 @@ def unread_condition(account_id: str) -> ColumnElement[bool]:
 
 
 async def get_chat(session: AsyncSession, *, chat_id: str) -> Chat | None:
-    return await session.get(Chat, chat_id)
+    return await session.get(Chat, chat_id) if storable_key(chat_id) else None
 
 
 async def create_chat(

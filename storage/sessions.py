@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.chats import ChatIdTaken, unread_condition
-from storage.models import Chat, Session, utc_now
+from storage.models import Chat, Session, storable_key, utc_now
 
 NEW_CHAT_TITLE = "New chat"
 
@@ -55,8 +55,13 @@ async def create_session_with_chat(
     return record, chat
 
 
-async def get_session(session: AsyncSession, *, session_id: str) -> Session | None:
-    return await session.get(Session, session_id)
+async def get_session(
+    session: AsyncSession, *, session_id: str, for_update: bool = False
+) -> Session | None:
+    """The session; ``for_update`` locks its row (PostgreSQL) until the transaction ends."""
+    if not storable_key(session_id):
+        return None
+    return await session.get(Session, session_id, with_for_update=for_update or None)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Shared fixtures: a real app over a real SQLite file, and real accounts with real keys."""
+"""Shared fixtures: a real app over a real database, and real accounts with real keys.
+
+Every test that uses a database runs twice, on SQLite and on PostgreSQL (ids ``[sqlite]`` and
+``[postgresql]``); the PostgreSQL cluster is started on first use, once per run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,9 @@ from server.app import create_app
 from server.config import Settings
 from storage import accounts
 from storage.db import Database
+from tests.postgres import PostgresCluster, running_cluster
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class Caller:
 
 
 class Accounts:
-    """Creates accounts and keys directly in the test database."""
+    """Creates accounts and keys directly in the test database, which the app has migrated."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,7 +46,6 @@ class Accounts:
         async def go():  # type: ignore[no-untyped-def]
             database = Database(self.settings.resolved_database_url)
             try:
-                await database.upgrade()
                 async with database.transaction() as tx:
                     return await work(tx)
             finally:
@@ -66,9 +73,46 @@ class Accounts:
         return self._run(work)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The throwaway PostgreSQL cluster of this run."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database engine under test. Module-scoped, so module-scoped fixtures can use it."""
+    return str(request.param)
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, backend: str, data_dir: Path) -> Iterator[str]:
+    """The URL of a new database on ``backend``, deleted afterwards.
+
+    SQLite: a file in ``data_dir``, where the server would put it. PostgreSQL: a database copied
+    from the migrated template (the cluster starts on first use, so SQLite-only runs need none).
+    A fixture calling this must itself request ``backend``: that is what parametrizes its tests.
+    """
+    if backend == "sqlite":
+        data_dir.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite+aiosqlite:///{(data_dir / 'recoup.db').resolve()}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    with cluster.database() as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", validate_responses=True)
+def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[str]:
+    """A new database for one test, on each backend."""
+    with fresh_database(request, backend, tmp_path / "data") as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, validate_responses=True)
 
 
 @pytest.fixture

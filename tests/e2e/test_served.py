@@ -3,73 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-BIN = Path(sys.executable).parent
-KEY_LINE = re.compile(r"API key: (recoup_sk_[A-Za-z0-9_-]{43})")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "RECOUP_DATA_DIR": str(data_dir),
-            "RECOUP_PORT": str(self.port),
-            "RECOUP_HOST": "127.0.0.1",
-        }
-        self.output = data_dir.parent / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.output.write_text("")
-        with self.output.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "recoup-api"), "serve"], env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output.read_text()
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not become ready:\n{self.output.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-
-    def cli(self, *args: str) -> dict[str, object]:
-        done = subprocess.run(
-            [str(BIN / "recoup-api"), *args], env=self.env, capture_output=True, check=True
-        )
-        return json.loads(done.stdout)
+from tests.e2e.served import KEY_LINE, Served
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path / "data")
+def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
+    server = Served(tmp_path / "data", database_url)
     server.start()
     yield server
     server.stop()
@@ -112,6 +57,26 @@ def test_concurrent_creates_of_one_chat_id_over_http(served: Served):
     responses = asyncio.run(race())
     assert {r.status_code for r in responses} == {200}
     assert {r.json()["chat"]["id"] for r in responses} == {"raced"}
+
+
+def test_concurrent_deletes_never_leave_a_session_without_a_chat(served: Served):
+    key = KEY_LINE.search(served.output.read_text()).group(1)  # type: ignore[union-attr]
+
+    async def race() -> tuple[list[int], list[dict[str, object]]]:
+        async with httpx.AsyncClient(base_url=served.base_url, headers={"x-api-key": key}) as http:
+            created = (await http.post("/api/sessions")).json()
+            session_id, first = created["session"]["id"], created["chat"]["id"]
+            url = f"/api/sessions/{session_id}/chats"
+            second = (await http.post(url)).json()["chat"]["id"]
+            responses = await asyncio.gather(
+                http.delete(f"{url}/{first}"), http.delete(f"{url}/{second}")
+            )
+            return [r.status_code for r in responses], (await http.get(url)).json()["chats"]
+
+    for _round in range(5):
+        statuses, left = asyncio.run(race())
+        assert sorted(statuses) == [200, 400]
+        assert len(left) == 1
 
 
 def test_cli_accounts_and_keys_work_against_the_served_database(served: Served):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storage import accounts, chats, sessions
 from storage.db import Database
@@ -14,8 +14,9 @@ from storage.models import Chat, Session
 
 
 @pytest.fixture
-async def database(tmp_path: Path):  # type: ignore[no-untyped-def]
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+async def database(database_url: str):  # type: ignore[no-untyped-def]
+    """A migrated database on each backend."""
+    db = Database(database_url)
     await db.upgrade()
     yield db
     await db.dispose()
@@ -67,3 +68,35 @@ async def test_a_failure_mid_transaction_leaves_no_half_written_rows(database: D
     async with database.transaction() as tx:
         assert await tx.scalar(select(func.count()).select_from(Session)) == 0
         assert await tx.scalar(select(func.count()).select_from(Chat)) == 0
+
+
+async def test_a_chat_id_of_any_length_round_trips(database: Database):
+    session_id = await _session_of_new_account(database)
+    long_id = "c" * 5000
+    chat, created = await _create(database, session_id, long_id)
+    assert (chat.id, created) == (long_id, True)
+    async with database.transaction() as tx:
+        found = await chats.get_chat(tx, chat_id=long_id)
+    assert found is not None and found.id == long_id
+
+
+async def test_a_key_with_a_nul_finds_nothing(database: Database):
+    session_id = await _session_of_new_account(database)
+    async with database.transaction() as tx:
+        assert await chats.get_chat(tx, chat_id="a\x00b") is None
+        assert await sessions.get_session(tx, session_id=session_id + "\x00") is None
+        assert await accounts.get_account(tx, account_id="\x00") is None
+
+
+async def test_chats_created_together_are_listed_by_id_bytewise(database: Database):
+    session_id = await _session_of_new_account(database)
+    ids = ["b", "B", "a-b", "ab", "a", "A"]
+    for chat_id in ids:
+        await _create(database, session_id, chat_id)
+    async with database.transaction() as tx:
+        # Same instant for all, so only the id orders them: by bytes, whatever the locale.
+        await tx.execute(
+            update(Chat).where(Chat.id.in_(ids)).values(created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+        listed = await chats.list_chat_summaries(tx, session_id=session_id, account_id="nobody")
+    assert [s.chat.id for s in listed if s.chat.id in ids] == sorted(ids)

@@ -16,13 +16,13 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import RelativeResolver
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from runs import runtime as runs_runtime
 from sandbox.runner import isolation_mode
 from server.config import Settings
 from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer
+from server.faults import FaultsMiddleware, faults_from_env
 from server.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from server.spec import for_connexion, merged_spec
 from server.validation import OpenAPI31BodyValidator, OpenAPI31ParameterValidator
@@ -33,6 +33,8 @@ logger = logging.getLogger("recoup_api")
 SPEC_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 HANDLERS = "handlers"
+# How often idle DBOS pollers look for work (stream readers poll on their own, faster).
+RUNS_POLLING_INTERVAL_S = 0.1
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
@@ -49,7 +51,21 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         await database.upgrade()
         logger.info((await asyncio.to_thread(isolation_mode))[1])
         try:
-            yield
+            # Launching the durable-run runtime resumes the runs a crash interrupted.
+            await runs_runtime.start(
+                database=database,
+                data_dir=settings.data_dir,
+                system_database_url=runs_runtime.system_database_url(
+                    data_dir=settings.data_dir,
+                    database_url=settings.resolved_database_url,
+                    override=settings.dbos_database_url,
+                ),
+                polling_interval_s=RUNS_POLLING_INTERVAL_S,
+            )
+            try:
+                yield
+            finally:
+                await runs_runtime.stop()
         finally:
             await database.dispose()
 
@@ -69,11 +85,6 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         ),
     )
 
-    async def openapi_json(_request: Request) -> JSONResponse:
-        return JSONResponse(document)
-
-    app.add_url_rule(SPEC_PATH, "openapi_json", openapi_json, methods=["GET"])
-
     # Listed outermost first: the request id and log see every response, CORS headers reach
     # error responses too, and preflight requests never meet authentication.
     app.add_middleware(RequestLogMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
@@ -87,6 +98,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     )
     app.add_middleware(
         AppStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, state=state
+    )
+    # Deliberate defects for the conformance kit's own tests (RECOUP_FAULTS; none by default).
+    app.add_middleware(
+        FaultsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=faults_from_env()
     )
     app.add_middleware(
         BodyLimitMiddleware,

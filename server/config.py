@@ -19,6 +19,16 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the server; see the README for each variable."""
@@ -36,6 +46,8 @@ class Settings:
     jwt_audience: str | None = None
     validate_responses: bool = False
     log_level: str = "info"
+    stream_keep_alive_s: float = 10.0
+    dbos_database_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +73,8 @@ class Settings:
             jwt_audience=env.get("RECOUP_JWT_AUDIENCE") or None,
             validate_responses=env.get("RECOUP_VALIDATE_RESPONSES", "") == "1",
             log_level=env.get("RECOUP_LOG_LEVEL") or "info",
+            stream_keep_alive_s=_float("RECOUP_STREAM_KEEPALIVE_SECONDS", 10.0),
+            dbos_database_url=env.get("RECOUP_DBOS_DATABASE_URL") or "",
         )
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.exceptions import HTTPException
 
-from server.spec import Document, allowed_methods, operations
+from server.spec import Document, allowed_methods, operations, path_matcher
 
 logger = logging.getLogger("recoup_api.errors")
 
@@ -103,9 +104,14 @@ class ErrorRenderer:
         self._shapes: dict[tuple[str | None, int], _Shape] = {}
         self._fallback: dict[str | None, _Shape] = {}
         self._allowed = allowed_methods(document)
-        for _method, _path, operation in operations(document):
+        # For requests no route took (a path parameter the router refuses, a wrong method):
+        # the operations documented at the path, so their error shape still applies.
+        self._by_path: dict[str, tuple[re.Pattern[str], dict[str, str]]] = {}
+        for method, path, operation in operations(document):
             # Connexion reports the resolved handler path, e.g. "handlers.chats.create_chat".
             op_id = f"{handler_package}.{operation.get('operationId')}"
+            _matcher, by_method = self._by_path.setdefault(path, (path_matcher(path), {}))
+            by_method[method.upper()] = op_id
             for status, response in operation.get("responses", {}).items():
                 shape = _shape_of(document, response)
                 if shape is None or not str(status).isdigit():
@@ -129,7 +135,8 @@ class ErrorRenderer:
         self, request: ConnexionRequest, status: int, message: str, headers: Mapping[str, str]
     ) -> ConnexionResponse:
         routing = request.scope.get("extensions", {}).get(ROUTING_CONTEXT, {})
-        body = self.body(routing.get("operation_id"), status, message)
+        operation_id = routing.get("operation_id") or self._operation_at(request.scope)
+        body = self.body(operation_id, status, message)
         return ConnexionResponse(
             status_code=status,
             mimetype="application/json",
@@ -137,6 +144,13 @@ class ErrorRenderer:
             body=json.dumps(body),
             headers=dict(headers),
         )
+
+    def _operation_at(self, scope: Mapping[str, Any]) -> str | None:
+        path, method = scope.get("path", ""), scope.get("method", "")
+        for matcher, by_method in self._by_path.values():
+            if matcher.match(path):
+                return by_method.get(method) or next(iter(by_method.values()))
+        return None
 
     # The handlers below are registered with Connexion's add_error_handler.
 

@@ -201,10 +201,15 @@ def allowed_methods(document: Document) -> list[tuple[re.Pattern[str], list[str]
     """For each path template, a matcher for concrete paths and the methods it documents."""
     table = []
     for path, item in document.get("paths", {}).items():
-        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))
         methods = sorted(method.upper() for method in item if method in HTTP_METHODS)
-        table.append((re.compile(f"^{pattern}$"), methods))
+        table.append((path_matcher(path), methods))
     return table
+
+
+def path_matcher(path: str) -> re.Pattern[str]:
+    """A matcher for the concrete paths of a path template."""
+    pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))
+    return re.compile(f"^{pattern}$")
 
 
 def for_connexion(document: Document) -> Document:

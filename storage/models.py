@@ -40,6 +40,17 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def storable_key(key: str) -> bool:
+    """False for a key no row can have: PostgreSQL text cannot hold NUL (bodies with one are
+    refused), so lookups check this first and find nothing on both databases instead of failing."""
+    return "\x00" not in key
+
+
+# Client-supplied ids that break ordering ties compare byte-wise, as SQLite compares them,
+# whatever the PostgreSQL database's locale.
+BYTEWISE_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -48,9 +59,9 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(20))  # person | artist | organization
-    default_model_id: Mapped[str | None] = mapped_column(String(200))
+    default_model_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
 
@@ -74,7 +85,7 @@ class ApiKey(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
@@ -102,11 +113,11 @@ class Chat(Base):
     __tablename__ = "chats"
     __table_args__ = (Index("ix_chats_session_created", "session_id", "created_at", "id"),)
 
-    # Client-supplied ids are any non-empty string, unique across sessions.
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Client-supplied ids are any non-empty string (of any length), unique across sessions.
+    id: Mapped[str] = mapped_column(BYTEWISE_TEXT, primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(Text)
-    model_id: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[str] = mapped_column(Text)
     active_stream_id: Mapped[str | None] = mapped_column(String(64))
     last_assistant_message_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -122,7 +133,7 @@ class ChatMessage(Base):
     chat_id: Mapped[str] = mapped_column(
         ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True
     )
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(BYTEWISE_TEXT, primary_key=True)
     role: Mapped[str] = mapped_column(String(20))
     parts: Mapped[list[Any]]
     created_at: Mapped[datetime]
@@ -140,3 +151,21 @@ class ChatRead(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     last_read_at: Mapped[datetime]
+
+
+class Run(Base):
+    """One agent run answering a chat's latest user turn; its id is the durable workflow's id."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    # The assistant message the run writes (`start.messageId` of its stream).
+    message_id: Mapped[str] = mapped_column(Text)
+    # queued | running | completed | failed | cancelled
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""Durable agent runs: the DBOS workflow, its chunk streams, and the run operations."""

@@ -1,0 +1,117 @@
+"""The durable-run runtime: DBOS over its system database, and what run steps can reach.
+
+DBOS is a process-wide singleton, so one app per process runs durable runs. It is created and
+launched in the app's lifespan (launching recovers the runs a crash interrupted) and destroyed
+there. Recovered runs execute on DBOS's own event loop, so steps get a database engine for the
+loop they run on (:func:`database`), never a pooled connection of another loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbos import DBOS
+from sqlalchemy.engine import make_url
+
+from storage.db import Database
+
+logger = logging.getLogger("recoup_api.runs")
+
+APP_NAME = "recoup-api"
+
+
+def system_database_url(*, data_dir: Path, database_url: str, override: str = "") -> str:
+    """DBOS's system database: an SQLite file in the data directory, else the app's database.
+
+    On PostgreSQL, DBOS keeps its tables in its own ``dbos`` schema of the app's database, reached
+    through psycopg (DBOS's driver).
+    """
+    if override:
+        return override
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:///{(data_dir / 'dbos.sqlite').resolve()}"
+    sync_url = url.set(drivername=f"{url.get_backend_name()}+psycopg")
+    return sync_url.render_as_string(hide_password=False)
+
+
+@dataclass
+class Runtime:
+    """What the run workflow needs from the app, set once by :func:`start`."""
+
+    database_url: str
+    data_dir: Path
+    app_database: Database
+    app_loop: asyncio.AbstractEventLoop
+    _other_loops: dict[int, Database] = field(default_factory=dict)
+
+    def database(self) -> Database:
+        """A database usable from the current event loop."""
+        loop = asyncio.get_running_loop()
+        if loop is self.app_loop:
+            return self.app_database
+        opened = self._other_loops.get(id(loop))
+        if opened is None:
+            opened = self._other_loops[id(loop)] = Database(self.database_url, pooled=False)
+        return opened
+
+
+_runtime: Runtime | None = None
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the run runtime is started by the app's lifespan, which has not run")
+    return _runtime
+
+
+def database() -> Database:
+    """The app database, for the event loop of the caller."""
+    return current().database()
+
+
+async def start(
+    *, database: Database, data_dir: Path, system_database_url: str, polling_interval_s: float
+) -> None:
+    """Create and launch DBOS; interrupted runs resume in the background."""
+    global _runtime
+    # Importing registers the workflow and its steps before DBOS is launched.
+    import runs.workflow  # noqa: F401
+
+    _runtime = Runtime(
+        database_url=database.url,
+        data_dir=data_dir,
+        app_database=database,
+        app_loop=asyncio.get_running_loop(),
+    )
+    DBOS(
+        config={
+            "name": APP_NAME,
+            "system_database_url": system_database_url,
+            "log_level": "WARNING",
+            # Short intervals: readers poll for new chunks, and shutdown waits one interval.
+            "notification_listener_polling_interval_sec": polling_interval_s,
+            "scheduler_polling_interval_sec": polling_interval_s,
+        }
+    )
+    await asyncio.to_thread(DBOS.launch)
+
+
+async def stop() -> None:
+    """Destroy DBOS; runs still going stay pending and resume at the next start."""
+    global _runtime
+    # DBOS made its own thread pool the loop's default executor; it dies with DBOS, and the loop
+    # (and whatever else runs on it) still needs one.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor())
+    await asyncio.to_thread(DBOS.destroy)
+    # Runs still going on this loop may have set DBOS's pool again while it shut down.
+    loop.set_default_executor(ThreadPoolExecutor())
+    if _runtime is not None:
+        for opened in _runtime._other_loops.values():
+            await opened.dispose()
+    _runtime = None

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: run test check system-deps fuzz codegen clean
+.PHONY: run test check system-deps fuzz codegen clean node-clients bench
 
 run: $(INSTALLED)
 	$(BIN)/recoup-api serve
@@ -25,6 +25,12 @@ system-deps:
 fuzz: $(TEST_INSTALLED)
 	RECOUP_FUZZ_EXAMPLES=$${RECOUP_FUZZ_EXAMPLES:-500} RECOUP_FUZZ_SEED=random $(BIN)/pytest tests/fuzz
 
+# Not part of `make test`: prints figures (docs/performance.md), asserts none.
+bench: $(INSTALLED)
+	bash bench/install-wrk.sh
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
+
 codegen: $(INSTALLED)
 	$(BIN)/recoup-api codegen
 
@@ -40,3 +46,6 @@ $(TEST_INSTALLED): $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+node-clients:
+	$(BIN)/python -m tests.node.install

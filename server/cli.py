@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import sys
 from datetime import timedelta
 from typing import Any
 
+from server import security
 from server.config import Settings
 from storage import accounts
 from storage.db import Database
@@ -43,6 +45,23 @@ async def _first_start(settings: Settings) -> str | None:
         await database.dispose()
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app (also used by the benchmark's baselines, for a fair match).
+
+    uvloop and httptools (from ``uvicorn[standard]``) are named, not left to "auto", so that a
+    missing wheel is a visible fallback rather than a silent slowdown (docs/performance.md).
+    """
+    fast = importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools")
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,  # the app logs each request once, with its request id
+        "loop": "uvloop" if fast else "asyncio",
+        "http": "httptools" if fast else "h11",
+    }
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -57,10 +76,7 @@ def serve(settings: Settings) -> int:
     uvicorn.run(
         "server.app:create_app",
         factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # the app logs each request once, with its request id
+        **uvicorn_options(settings),
     )
     return 0
 
@@ -116,6 +132,8 @@ async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
             revoked = await accounts.revoke_api_key(tx, key_id=args.key_id)
     finally:
         await database.dispose()
+    if revoked:
+        security.note_revocation(settings.data_dir, args.key_id)
     _print({"id": args.key_id, "revoked": revoked})
     return 0 if revoked else 1
 
@@ -153,10 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = keys.add_parser("revoke", help="revoke an API key by id")
     key_revoke.add_argument("key_id")
     commands.add_parser("codegen", help="write handler stubs for operations without handlers")
+    commands.add_parser(
+        "conformance", help="test an implementation against the contract (docs/conformance.md)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["conformance"]:
+        # The kit has its own options; it needs no settings or database of this server.
+        from conformance.cli import main as conformance_main
+
+        return conformance_main(argv[1:])
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,21 +20,69 @@ from server.config import Settings
 from server.errors import Unauthorized
 from storage import accounts
 
-BOTH_GIVEN = "Send either x-api-key or Authorization: Bearer, not both"
+BOTH_GIVEN = "Send exactly one credential: one x-api-key or one Authorization: Bearer header"
 INVALID = "Invalid or expired credentials"
+# In the data directory: one line per key revoked by the CLI, so servers drop cached keys.
+REVOCATIONS_FILE = "revoked-keys.log"
 
 
 def _refuse_both(request: ConnexionRequest) -> None:
-    if "x-api-key" in request.headers and "authorization" in request.headers:
+    """Exactly one credential: two headers (of one name or of both) are refused."""
+    given = len(request.headers.getlist("x-api-key")) + len(
+        request.headers.getlist("authorization")
+    )
+    if given > 1:
         raise Unauthorized(BOTH_GIVEN)
 
 
-async def _account_for_key(key: str) -> dict[str, Any]:
-    async with context.database().transaction() as session:
-        account_id = await accounts.account_id_for_api_key(session, key=key)
-    if account_id is None:
+def note_revocation(data_dir: Path, key_id: str) -> None:
+    """Tell the servers on ``data_dir`` that a key was revoked (the CLI calls this)."""
+    with (data_dir / REVOCATIONS_FILE).open("a", encoding="utf-8") as log:
+        log.write(f"{key_id}\n")
+
+
+_revocations_seen: dict[Path, tuple[int, int]] = {}
+
+
+def _forget_keys_if_revoked_elsewhere(data_dir: Path) -> None:
+    # One stat per request: the file grows by a line with each revocation by the CLI.
+    path = data_dir / REVOCATIONS_FILE
+    try:
+        status = path.stat()
+        stamp = (status.st_size, status.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = (0, 0)
+    if _revocations_seen.get(path) != stamp:
+        accounts.verified_keys.clear()
+        _revocations_seen[path] = stamp
+
+
+async def account_for_api_key(key: str) -> str:
+    """The account id of a live API key; :class:`Unauthorized` otherwise.
+
+    A key verified in the last ``accounts.VERIFIED_KEY_TTL_S`` seconds is not read again; a
+    revocation by this process or by ``recoup-api keys revoke`` on the same data directory is
+    honoured at once, any other within that TTL. The lookup only reads, so it takes no write lock;
+    the once-a-minute ``last_used_at`` update is a write transaction of its own.
+    """
+    _forget_keys_if_revoked_elsewhere(context.settings().data_dir)
+    account_id = accounts.verified_keys.account_id(key)
+    if account_id is not None:
+        return account_id
+    database = context.database()
+    async with database.read() as session:
+        key_row = await accounts.live_api_key(session, key=key)
+    if key_row is None:
         raise Unauthorized(INVALID)
-    return {"sub": account_id}
+    if accounts.use_is_stale(key_row):
+        async with database.transaction() as session:
+            await accounts.record_api_key_use(session, key_id=key_row.id)
+    accounts.verified_keys.remember(key, key_row)
+    return key_row.account_id
+
+
+async def _account_for_key(key: str) -> dict[str, Any]:
+    return {"sub": await account_for_api_key(key)}
 
 
 async def api_key_info(token: str, request: ConnexionRequest) -> dict[str, Any]:

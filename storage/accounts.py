@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Account, ApiKey, Membership, utc_now
+from storage.models import Account, ApiKey, Membership, storable_key, utc_now
 
 API_KEY_PREFIX = "recoup_sk_"
 # Writing last_used_at on every request would make every read a write; a minute is precise enough.
@@ -59,7 +60,7 @@ async def create_account(
 
 
 async def get_account(session: AsyncSession, *, account_id: str) -> Account | None:
-    return await session.get(Account, account_id)
+    return await session.get(Account, account_id) if storable_key(account_id) else None
 
 
 async def count_accounts(session: AsyncSession) -> int:
@@ -84,8 +85,58 @@ async def create_api_key(
     return key, plaintext
 
 
+class VerifiedKeys:
+    """Keys recently found live, by digest, each for ``ttl_s`` at most and never past its expiry.
+
+    What a key stands for is looked up once per ``ttl_s`` instead of on every request. A key
+    revoked through :func:`revoke_api_key` in this process is forgotten at once; callers clear the
+    whole cache when they learn of a revocation made elsewhere (see ``server.security``), and
+    anything else (a revocation on another host) is honoured within ``ttl_s``.
+    """
+
+    def __init__(self, *, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, str, str]] = {}  # digest: (until, key id, account)
+
+    def account_id(self, key: str) -> str | None:
+        """The account of a key verified less than ``ttl_s`` ago, else None."""
+        digest = hash_api_key(key)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[0]:
+            del self._entries[digest]
+            return None
+        return entry[2]
+
+    def remember(self, key: str, row: ApiKey) -> None:
+        """Record a key just found live (by :func:`live_api_key`)."""
+        until = time.monotonic() + self.ttl_s
+        if row.expires_at is not None:
+            until = min(until, time.monotonic() + (row.expires_at - utc_now()).total_seconds())
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # many distinct live keys: start over rather than grow
+        self._entries[hash_api_key(key)] = (until, row.id, row.account_id)
+
+    def forget(self, key_id: str) -> None:
+        for digest, (_until, entry_key_id, _account) in list(self._entries.items()):
+            if entry_key_id == key_id:
+                del self._entries[digest]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# A revoked key may keep working this long in a process that did not revoke it and was not told
+# (docs/performance.md): the price of not reading the key on every request.
+VERIFIED_KEY_TTL_S = 5.0
+verified_keys = VerifiedKeys(ttl_s=VERIFIED_KEY_TTL_S)
+
+
 async def revoke_api_key(session: AsyncSession, *, key_id: str) -> bool:
     """Revoke a key by id; False when no live key has that id."""
+    verified_keys.forget(key_id)
     result = await session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
@@ -94,8 +145,8 @@ async def revoke_api_key(session: AsyncSession, *, key_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def account_id_for_api_key(session: AsyncSession, *, key: str) -> str | None:
-    """The account a live (unrevoked, unexpired) key belongs to, or None."""
+async def live_api_key(session: AsyncSession, *, key: str) -> ApiKey | None:
+    """The row of a live (unrevoked, unexpired) key, or None; reads only."""
     digest = hash_api_key(key)
     row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     # The lookup is by digest; compare again in constant time so no early exit leaks a prefix.
@@ -104,8 +155,26 @@ async def account_id_for_api_key(session: AsyncSession, *, key: str) -> str | No
     now = utc_now()
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
-        row.last_used_at = now
+    return row
+
+
+def use_is_stale(key: ApiKey) -> bool:
+    """True when the key's ``last_used_at`` is older than its precision and must be written."""
+    return key.last_used_at is None or utc_now() - key.last_used_at > LAST_USED_PRECISION
+
+
+async def record_api_key_use(session: AsyncSession, *, key_id: str) -> None:
+    """Set a key's ``last_used_at`` to now."""
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utc_now()))
+
+
+async def account_id_for_api_key(session: AsyncSession, *, key: str) -> str | None:
+    """The account a live (unrevoked, unexpired) key belongs to, or None."""
+    row = await live_api_key(session, key=key)
+    if row is None:
+        return None
+    if use_is_stale(row):
+        row.last_used_at = utc_now()
     return row.account_id
 
 

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
+
+from storage import sqlite_driver
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How long SQLite waits for another writer's lock (PRAGMA busy_timeout), and the write gate too.
+BUSY_TIMEOUT_S = 10.0
+# An execution option: this connection's transaction only reads (see Database.read).
+_READ_ONLY = "recoup_read_only"
+# The databases whose write gate the current task (or its parent) holds.
+_holding: ContextVar[frozenset[int]] = ContextVar("recoup_write_gates", default=frozenset())
+_WriteGates = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -30,31 +45,81 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
-        # SQLITE_BUSY at once instead of waiting for busy_timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLITE_BUSY at once instead of waiting for busy_timeout. Reads need no lock (WAL).
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
     """One engine and its session factory; created in the app's lifespan, disposed there."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
-        self.engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        # Unpooled engines serve event loops other than the app's (durable runs recovered on the
+        # run runtime's own loop): a pooled connection must not cross loops.
+        options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+        if make_url(url).get_driver_name() == "aiosqlite":
+            # One trip to aiosqlite's thread per statement, not four (docs/performance.md).
+            options["connect_args"] = {"async_creator_fn": sqlite_driver.connect}
+        self.engine = create_async_engine(
+            url, pool_pre_ping=pooled and not url.startswith("sqlite"), **options
+        )
+        # SQLite has one writer at a time. Writers of this process queue on an asyncio lock (one
+        # per event loop) instead of in SQLite's busy handler, which polls with sleeps of up to
+        # 100 ms: under load that sleeping, not the work, made the latency (docs/performance.md).
+        self._write_gates: _WriteGates | None = None
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+            self._write_gates = weakref.WeakKeyDictionary()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any exception."""
-        async with self.sessions() as session, session.begin():
+        async with self._write_turn(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: on SQLite it takes no write lock, so it never queues.
+
+        Anything written in it is an error on SQLite's side as soon as another writer is active:
+        use :meth:`transaction` for writes.
+        """
+        async with self.sessions() as session, session.begin():
+            await session.connection(execution_options={_READ_ONLY: True})
+            yield session
+
+    @asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """Wait for this process's turn to write (SQLite only; a no-op elsewhere)."""
+        gates, holding = self._write_gates, _holding.get()
+        if gates is None or id(self) in holding:
+            # A transaction nested in one that holds the gate meets SQLite's own lock, as before.
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        gate = gates.get(loop) or gates.setdefault(loop, asyncio.Lock())
+        try:
+            async with asyncio.timeout(BUSY_TIMEOUT_S):
+                await gate.acquire()
+        except TimeoutError:
+            # What SQLite itself raises once busy_timeout has passed.
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            ) from None
+        token = _holding.set(holding | {id(self)})
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            gate.release()
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -74,7 +139,16 @@ class Database:
         await self.engine.dispose()
 
 
+# Any constant, the same in every process: the key of the migration lock on PostgreSQL.
+_MIGRATION_LOCK = 0x7265636F7570  # "recoup"
+
+
 def _upgrade_to_head(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Servers starting together on one database migrate one at a time (the lock lasts until
+        # this transaction commits); the others then find nothing to do. SQLite's BEGIN IMMEDIATE
+        # already serializes them.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection

@@ -3,7 +3,6 @@ direct writes of the columns no operation sets yet (runs, assistant messages, sa
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.config import Settings
 from server.spec import merged_spec, operations
-from storage.db import Database
 from storage.models import Account, Chat, Session
 from tests.conftest import BACKENDS, Accounts, Caller, fresh_database
 
@@ -188,28 +186,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-class MigratedAccounts(Accounts):
-    """Accounts on a database the app's lifespan has already migrated.
-
-    The shared helper re-runs the migrations on every call (a tenth of a second on PostgreSQL);
-    here the app under test did it once at start-up.
-    """
-
-    def _run(self, work):  # type: ignore[no-untyped-def]
-        async def go():  # type: ignore[no-untyped-def]
-            database = Database(self.settings.resolved_database_url)
-            try:
-                async with database.transaction() as tx:
-                    return await work(tx)
-            finally:
-                await database.dispose()
-
-        return asyncio.run(go())
-
-
 @pytest.fixture
 def people(settings: Settings, client: TestClient) -> Accounts:
-    return MigratedAccounts(settings)
+    return Accounts(settings)
 
 
 @pytest.fixture
@@ -260,7 +239,7 @@ def small_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallApp]:
     data_dir = tmp_path_factory.mktemp("small") / "data"
     settings = Settings(data_dir=data_dir, max_body_bytes=64, validate_responses=True)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield SmallApp(client, MigratedAccounts(settings), settings.max_body_bytes)
+        yield SmallApp(client, Accounts(settings), settings.max_body_bytes)
 
 
 USER_TURN = {"id": "msg-1", "role": "user", "content": "Hello"}

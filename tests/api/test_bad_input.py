@@ -17,7 +17,6 @@ from tests.api.conftest import (
     MISSING_UUID,
     SPEC,
     Api,
-    MigratedAccounts,
     SmallApp,
     documented_error,
     fresh_id,
@@ -27,6 +26,7 @@ from tests.api.conftest import (
     url,
     valid_body,
 )
+from tests.conftest import Accounts
 
 BODY_OPERATIONS = operation_ids(with_body=True)
 LIMITED_OPERATIONS = operation_ids(with_status=413)
@@ -35,7 +35,7 @@ LIMITED_OPERATIONS = operation_ids(with_status=413)
 @pytest.fixture(scope="module")
 def as_alice(client: TestClient, settings: Settings) -> Api:
     """One caller for the module: every test compares what it can see before and after."""
-    return Api(client, MigratedAccounts(settings).person(name="alice"))
+    return Api(client, Accounts(settings).person(name="alice"))
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,6 @@ from storage.db import Database
 from storage.models import Chat, Session
 
 
-@pytest.fixture
-async def database(database_url: str):  # type: ignore[no-untyped-def]
-    """A migrated database on each backend."""
-    db = Database(database_url)
-    await db.upgrade()
-    yield db
-    await db.dispose()
-
-
 async def _session_of_new_account(db: Database) -> str:
     async with db.transaction() as tx:
         account = await accounts.create_account(tx, name="owner", kind="person")

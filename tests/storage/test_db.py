@@ -13,14 +13,6 @@ from storage.db import Database
 from storage.models import Account, utc_now
 
 
-@pytest.fixture
-async def database(database_url: str):  # type: ignore[no-untyped-def]
-    db = Database(database_url)
-    await db.upgrade()
-    yield db
-    await db.dispose()
-
-
 async def _count(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(Account)) or 0)

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from storage import accounts, runs, sessions
 from storage.db import Database
 from storage.models import Chat
-
-
-@pytest.fixture
-async def database(database_url: str):  # type: ignore[no-untyped-def]
-    db = Database(database_url)
-    await db.upgrade()
-    yield db
-    await db.dispose()
 
 
 async def _chat(db: Database) -> str:

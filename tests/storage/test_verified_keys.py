@@ -5,19 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-
 from storage import accounts
 from storage.db import Database
 from storage.models import utc_now
-
-
-@pytest.fixture
-async def database(database_url: str):  # type: ignore[no-untyped-def]
-    db = Database(database_url)
-    await db.upgrade()
-    yield db
-    await db.dispose()
 
 
 async def _live_key(db: Database, *, expires_in: timedelta | None = None):  # type: ignore[no-untyped-def]

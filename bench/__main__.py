@@ -4,7 +4,9 @@ Each server runs alone (one uvicorn process, same options) over its own freshly 
 database in a temporary ``RECOUP_DATA_DIR``, on a free port; wrk loads one operation at a time.
 Rounds interleave the servers (round 1: recoup, starlette, fastapi; round 2: ...) so slow drift
 of the machine spreads over all of them, and each figure is the median over the rounds.
-Then the chat list is timed as a session grows, and its query plan is shown.
+Then the chat list is timed as a session grows, and its query plan is shown. Last, streamed runs
+(``POST /api/chat``) are read frame by frame: time to the first chunks, and live chunk delay
+(bench/streaming.py). ``--only compare|growth|streaming`` runs one part.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import load, seed
+from bench import load, seed, streaming
 from bench.seed import Fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +53,10 @@ OPERATIONS = [
         "/api/sessions/{update_session}/chats/{update_chat}",
         '{"title": "Renamed chat"}',
     ),
-    # --- Streaming operations: extend here -----------------------------------------------------
+    # --- Streaming operations -------------------------------------------------------------------
     # POST /api/chat and GET /api/chat/{chatId}/stream answer with Server-Sent Events. wrk times a
-    # response until its last byte, so a stream is measured whole (time to [DONE]); add them here
-    # once runs exist, seeding a chat with a provisioned sandbox in bench/seed.py, and add
-    # time-to-first-chunk with a client that reads frames (not wrk) beside this table.
+    # response until its last byte, so streams are not in this table: bench/streaming.py reads
+    # their frames with an asyncio client (time to first chunk, live chunk delay), see streaming().
 ]
 
 TARGETS = {
@@ -63,6 +64,8 @@ TARGETS = {
     "starlette": [sys.executable, "-m", "bench.baselines", "starlette"],
     "fastapi": [sys.executable, "-m", "bench.baselines", "fastapi"],
 }
+# The real server, logging when each run's stream chunk is written (bench/stream_server.py).
+COMMANDS = {**TARGETS, "recoup-stamped": [sys.executable, "-m", "bench.stream_server"]}
 
 
 def _free_port() -> int:
@@ -83,7 +86,9 @@ class Server:
 
 
 @contextmanager
-def served(target: str, data_dir: Path, log: Path) -> Iterator[Server]:
+def served(
+    target: str, data_dir: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """One server process over ``data_dir``; yields it once ``/readyz`` answers."""
     port = _free_port()
     env = {
@@ -93,10 +98,13 @@ def served(target: str, data_dir: Path, log: Path) -> Iterator[Server]:
         "RECOUP_HOST": "127.0.0.1",
         "RECOUP_PORT": str(port),
         "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
     }
     base_url = f"http://127.0.0.1:{port}"
     with log.open("ab") as output:
-        process = subprocess.Popen(TARGETS[target], env=env, stdout=output, stderr=output, cwd=ROOT)
+        process = subprocess.Popen(
+            COMMANDS[target], env=env, stdout=output, stderr=output, cwd=ROOT
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -270,6 +278,32 @@ def growth(args: argparse.Namespace, work: Path) -> None:
         )
 
 
+def stream_figures(args: argparse.Namespace, work: Path) -> None:
+    data_dir = work / "streaming"
+    fixture = asyncio.run(seed.seed(data_dir))
+    write_log = work / "stream-writes.log"
+    extra_env = {
+        "RECOUP_TEST_MODELS": "1",  # enables test/slow, the paced model of the live runs
+        "RECOUP_TEST_MODEL_DELAY": f"{args.stream_pace:g}",
+        "RECOUP_BENCH_WRITE_LOG": str(write_log),
+    }
+    print("streaming", file=sys.stderr, flush=True)
+    with served("recoup-stamped", data_dir, work / "streaming.log", extra_env) as server:
+        figures = asyncio.run(
+            streaming.measure(
+                base_url=server.base_url,
+                api_key=fixture.api_key,
+                write_log=write_log,
+                runs=args.stream_runs,
+                live_runs=args.stream_live_runs,
+                pace_s=args.stream_pace,
+            )
+        )
+    streaming.print_figures(figures)
+    if args.stream_json:
+        args.stream_json.write_text(json.dumps(asdict(figures), indent=1))
+
+
 def _list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
@@ -284,18 +318,36 @@ def main() -> int:
         "--targets", type=lambda t: t.split(","), default=list(TARGETS), help="recoup first"
     )
     parser.add_argument("--growth-sizes", type=_list, default=[1000, 10000])
-    parser.add_argument("--no-compare", action="store_true", help="only the growth part")
-    parser.add_argument("--no-growth", action="store_true", help="only the comparison")
+    parser.add_argument("--no-compare", action="store_true", help="skip the comparison")
+    parser.add_argument("--no-growth", action="store_true", help="skip the growth part")
+    parser.add_argument("--no-streaming", action="store_true", help="skip the streaming part")
+    parser.add_argument(
+        "--only", choices=["compare", "growth", "streaming"], help="run this part alone"
+    )
+    parser.add_argument("--stream-runs", type=int, default=25, help="runs timed to first chunk")
+    parser.add_argument("--stream-live-runs", type=int, default=8, help="paced runs (live delay)")
+    parser.add_argument(
+        "--stream-pace", type=float, default=0.02, help="seconds per word of test/slow"
+    )
+    parser.add_argument("--stream-json", type=Path, help="also write the streaming figures here")
     parser.add_argument("--json", type=Path, help="also write the comparison's medians here")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     args = parser.parse_args()
-    load.wrk_path()
+    parts = {
+        "compare": not args.no_compare,
+        "growth": not args.no_growth,
+        "streaming": not args.no_streaming,
+    }
+    if args.only:
+        parts = {part: part == args.only for part in parts}
+    if parts["compare"] or parts["growth"]:
+        load.wrk_path()
     print(
         f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)", file=sys.stderr
     )
     work = Path(tempfile.mkdtemp(prefix="recoup-bench-"))
     try:
-        if not args.no_compare:
+        if parts["compare"]:
             cells = compare(args, work)
             print_comparison(cells, args)
             if args.json:
@@ -308,8 +360,10 @@ def main() -> int:
                         indent=1,
                     )
                 )
-        if not args.no_growth:
+        if parts["growth"]:
             growth(args, work)
+        if parts["streaming"]:
+            stream_figures(args, work)
     finally:
         print(f"load average at end: {os.getloadavg()[0]:.2f}", file=sys.stderr)
         if args.keep:

@@ -5,28 +5,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 OFFLINE_MODEL = "recoup/offline"
 
 
-def _int(name: str, default: int) -> int:
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(name: str, default: _Number) -> _Number:
+    """The variable read as the type of its default; unset or empty means the default."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return type(default)(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"{name} must be {kind}, not {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -63,9 +59,9 @@ class Settings:
             data_dir=data_dir,
             database_url=env.get("RECOUP_DATABASE_URL") or "",
             host=env.get("RECOUP_HOST") or "127.0.0.1",
-            port=_int("RECOUP_PORT", 8000),
+            port=_number("RECOUP_PORT", 8000),
             default_model=env.get("RECOUP_DEFAULT_MODEL") or OFFLINE_MODEL,
-            max_body_bytes=_int("RECOUP_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            max_body_bytes=_number("RECOUP_MAX_BODY_BYTES", 4 * 1024 * 1024),
             cors_origins=origins,
             jwt_issuer=env.get("RECOUP_JWT_ISSUER") or None,
             jwt_secret=env.get("RECOUP_JWT_SECRET") or None,
@@ -73,7 +69,7 @@ class Settings:
             jwt_audience=env.get("RECOUP_JWT_AUDIENCE") or None,
             validate_responses=env.get("RECOUP_VALIDATE_RESPONSES", "") == "1",
             log_level=env.get("RECOUP_LOG_LEVEL") or "info",
-            stream_keep_alive_s=_float("RECOUP_STREAM_KEEPALIVE_SECONDS", 10.0),
+            stream_keep_alive_s=_number("RECOUP_STREAM_KEEPALIVE_SECONDS", 10.0),
             dbos_database_url=env.get("RECOUP_DBOS_DATABASE_URL") or "",
         )
 

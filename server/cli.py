@@ -8,8 +8,12 @@ import importlib.util
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import security
 from server.config import Settings
@@ -29,20 +33,27 @@ async def _open(settings: Settings) -> Database:
     return database
 
 
-async def _first_start(settings: Settings) -> str | None:
-    """Migrate; on an empty database create a developer account and return its key."""
+@asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on the migrated database, for a command that runs once and exits."""
     database = await _open(settings)
     try:
         async with database.transaction() as tx:
-            if await accounts.count_accounts(tx):
-                return None
-            account = await accounts.create_account(tx, name="developer", kind="person")
-            _key, plaintext = await accounts.create_api_key(
-                tx, account_id=account.id, name="first start"
-            )
-        return plaintext
+            yield tx
     finally:
         await database.dispose()
+
+
+async def _first_start(settings: Settings) -> str | None:
+    """Migrate; on an empty database create a developer account and return its key."""
+    async with _transaction(settings) as tx:
+        if await accounts.count_accounts(tx):
+            return None
+        account = await accounts.create_account(tx, name="developer", kind="person")
+        _key, plaintext = await accounts.create_api_key(
+            tx, account_id=account.id, name="first start"
+        )
+    return plaintext
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -89,49 +100,35 @@ async def _db_upgrade(settings: Settings) -> int:
 
 
 async def _accounts_create(settings: Settings, args: argparse.Namespace) -> int:
-    database = await _open(settings)
-    try:
-        async with database.transaction() as tx:
-            kind = "artist" if args.artist else "person"
-            account = await accounts.create_account(
-                tx, name=args.name, kind=kind, organization=args.org
-            )
-            key = None
-            if kind != "artist":
-                _row, key = await accounts.create_api_key(tx, account_id=account.id, name="cli")
-    finally:
-        await database.dispose()
+    async with _transaction(settings) as tx:
+        kind = "artist" if args.artist else "person"
+        account = await accounts.create_account(
+            tx, name=args.name, kind=kind, organization=args.org
+        )
+        key = None
+        if kind != "artist":
+            _row, key = await accounts.create_api_key(tx, account_id=account.id, name="cli")
     _print({"id": account.id, "apiKey": key})
     return 0
 
 
 async def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    database = await _open(settings)
-    try:
-        async with database.transaction() as tx:
-            account = await accounts.get_account(tx, account_id=args.account)
-            if account is None or account.kind == "artist":
-                print(f"error: no account {args.account} that can hold keys", file=sys.stderr)
-                return 1
-            expires = (
-                utc_now() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-            )
-            row, key = await accounts.create_api_key(
-                tx, account_id=account.id, name=args.name, expires_at=expires
-            )
-    finally:
-        await database.dispose()
+    async with _transaction(settings) as tx:
+        account = await accounts.get_account(tx, account_id=args.account)
+        if account is None or account.kind == "artist":
+            print(f"error: no account {args.account} that can hold keys", file=sys.stderr)
+            return 1
+        expires = utc_now() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        row, key = await accounts.create_api_key(
+            tx, account_id=account.id, name=args.name, expires_at=expires
+        )
     _print({"id": row.id, "accountId": account.id, "apiKey": key})
     return 0
 
 
 async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    database = await _open(settings)
-    try:
-        async with database.transaction() as tx:
-            revoked = await accounts.revoke_api_key(tx, key_id=args.key_id)
-    finally:
-        await database.dispose()
+    async with _transaction(settings) as tx:
+        revoked = await accounts.revoke_api_key(tx, key_id=args.key_id)
     if revoked:
         security.note_revocation(settings.data_dir, args.key_id)
     _print({"id": args.key_id, "revoked": revoked})

@@ -27,8 +27,8 @@ from sqlalchemy.pool import NullPool
 from storage import sqlite_driver
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# How long SQLite waits for another writer's lock (PRAGMA busy_timeout), and the write gate too.
-BUSY_TIMEOUT_S = 10.0
+# How long a statement waits for another connection's lock, and a writer for the write gate.
+BUSY_TIMEOUT_S = sqlite_driver.BUSY_TIMEOUT_S
 # An execution option: this connection's transaction only reads (see Database.read).
 _READ_ONLY = "recoup_read_only"
 # The databases whose write gate the current task (or its parent) holds.
@@ -45,13 +45,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        # Statements run on the event loop's thread, where SQLite's busy handler must not sleep:
+        # the driver waits for locks in asyncio instead (storage/sqlite_driver.py).
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
-        # SQLITE_BUSY at once instead of waiting for busy_timeout. Reads need no lock (WAL).
+        # SQLITE_BUSY_SNAPSHOT, which no waiting cures. Reads need no lock (WAL).
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
@@ -65,7 +67,7 @@ class Database:
         # run runtime's own loop): a pooled connection must not cross loops.
         options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
         if make_url(url).get_driver_name() == "aiosqlite":
-            # One trip to aiosqlite's thread per statement, not four (docs/performance.md).
+            # Statements run on the loop's thread, not aiosqlite's (docs/performance.md).
             options["connect_args"] = {"async_creator_fn": sqlite_driver.connect}
         self.engine = create_async_engine(
             url, pool_pre_ping=pooled and not url.startswith("sqlite"), **options
@@ -78,6 +80,9 @@ class Database:
             _configure_sqlite(self.engine)
             self._write_gates = weakref.WeakKeyDictionary()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -92,8 +97,7 @@ class Database:
         Anything written in it is an error on SQLite's side as soon as another writer is active:
         use :meth:`transaction` for writes.
         """
-        async with self.sessions() as session, session.begin():
-            await session.connection(execution_options={_READ_ONLY: True})
+        async with self._read_sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager

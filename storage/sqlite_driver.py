@@ -1,20 +1,40 @@
-"""aiosqlite connections whose statements make one trip to the driver thread instead of four.
+"""aiosqlite connections whose statements run on the event loop's own thread.
 
 aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes
-four such calls per statement (create a cursor, execute, fetch all, close): four hand-offs between
-threads, each waking the event loop and resuming the request's whole coroutine stack. Here a
-cursor runs all four in one call and keeps the rows, which SQLAlchemy's adapter fetches in full
-anyway. Errors are sqlite3's own, as before. See docs/performance.md.
+four such calls per statement (create a cursor, execute, fetch all, close). Every hand-off between
+threads wakes the event loop, resumes the request's whole coroutine stack and passes the GIL back
+and forth; for the short, indexed statements this server runs (tens of microseconds in SQLite),
+the hand-offs cost far more than the statements. Here a statement runs in one call, on the loop's
+thread, and its rows are kept (SQLAlchemy's adapter fetches them in full anyway). Opening and
+closing a connection still go through aiosqlite's thread. See docs/performance.md.
+
+The one thing that may not run on the loop's thread is waiting: SQLite's busy handler sleeps
+while another connection holds the write lock, which would stall every request of the process.
+So these connections run with ``busy_timeout=0`` and a statement refused with ``SQLITE_BUSY`` is
+retried here after an asyncio sleep (1 ms, doubling to 50 ms) until :data:`BUSY_TIMEOUT_S` has
+passed, when sqlite3's own "database is locked" error is raised, as SQLite's handler would.
+A statement refused with ``SQLITE_BUSY`` changed nothing, so retrying it is safe; the one busy
+error that retrying cannot cure (``SQLITE_BUSY_SNAPSHOT``: a read transaction that tried to
+write after another connection wrote) is raised at once, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Generator, Iterable
+import time
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+# How long a statement waits for another connection's lock before "database is locked".
+BUSY_TIMEOUT_S = 10.0
+_FIRST_RETRY_S = 0.001
+_LONGEST_RETRY_S = 0.05
+_SQLITE_BUSY = 5
+_SQLITE_BUSY_SNAPSHOT = 517
 
 _Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
 
@@ -36,39 +56,44 @@ def _execute(
         cursor.close()
 
 
-class OneTripCursor:
-    """The part of ``aiosqlite.Cursor`` SQLAlchemy uses, one thread hand-off per statement."""
+def _retryable(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_BUSY and code != _SQLITE_BUSY_SNAPSHOT
+
+
+class InlineCursor:
+    """The part of ``aiosqlite.Cursor`` SQLAlchemy uses; a statement runs in one inline call."""
 
     arraysize = 1
 
-    def __init__(self, connection: OneTripConnection) -> None:
+    def __init__(self, connection: InlineConnection) -> None:
         self._connection = connection
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
         self._rows: list[Any] = []
 
-    async def __aenter__(self) -> OneTripCursor:
+    async def __aenter__(self) -> InlineCursor:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         self._rows = []
 
-    def __await__(self) -> Generator[Any, None, OneTripCursor]:
+    def __await__(self) -> Generator[Any, None, InlineCursor]:
         yield from ()
         return self
 
-    async def _run(self, sql: str, parameters: Any, many: bool) -> OneTripCursor:
+    async def _run(self, sql: str, parameters: Any, many: bool) -> InlineCursor:
         outcome: _Outcome = await self._connection._execute(
             _execute, self._connection._conn, sql, parameters, many
         )
         self.description, self.rowcount, self.lastrowid, self._rows = outcome
         return self
 
-    async def execute(self, sql: str, parameters: Any = None) -> OneTripCursor:
+    async def execute(self, sql: str, parameters: Any = None) -> InlineCursor:
         return await self._run(sql, parameters, False)
 
-    async def executemany(self, sql: str, parameters: Iterable[Any]) -> OneTripCursor:
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
         return await self._run(sql, parameters, True)
 
     async def fetchall(self) -> list[Any]:
@@ -87,16 +112,35 @@ class OneTripCursor:
         self._rows = []
 
 
-class OneTripConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose cursors are :class:`OneTripCursor`."""
+class InlineConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose calls run on the caller's thread, waiting for locks in
+    asyncio (see the module's docstring)."""
 
-    def cursor(self) -> OneTripCursor:  # type: ignore[override]
-        return OneTripCursor(self)
+    def cursor(self) -> InlineCursor:  # type: ignore[override]
+        return InlineCursor(self)
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        pause = _FIRST_RETRY_S
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as error:
+                if not _retryable(error) or time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LONGEST_RETRY_S)
 
 
-def connect(database: str | Path, **kwargs: Any) -> OneTripConnection:
-    """What ``aiosqlite.connect`` does, with the one-trip cursor; SQLAlchemy awaits the result."""
+def connect(database: str | Path, **kwargs: Any) -> InlineConnection:
+    """What ``aiosqlite.connect`` does, with the inline connection; SQLAlchemy awaits the result.
+
+    SQLAlchemy opens it with ``check_same_thread=False``: it is opened on aiosqlite's thread and
+    used on the event loop's, one call at a time.
+    """
     location = str(database)
-    connection = OneTripConnection(lambda: sqlite3.connect(location, **kwargs), 64)
+    connection = InlineConnection(lambda: sqlite3.connect(location, **kwargs), 64)
     connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
     return connection

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.datastructures import Headers, MutableHeaders
@@ -14,6 +14,11 @@ from server.errors import PayloadTooLarge
 
 access_log = logging.getLogger("recoup_api.access")
 _MAX_REQUEST_ID = 200
+
+
+def _new_request_id() -> str:
+    """32 hex digits, unique in practice; not a secret, so no system call for entropy."""
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestLogMiddleware:
@@ -30,9 +35,8 @@ class RequestLogMiddleware:
         # record reach this layer and the error renderer.
         scope.setdefault("extensions", {})
         given = Headers(scope=scope).get("x-request-id", "")
-        request_id = (
-            given if 0 < len(given) <= _MAX_REQUEST_ID and given.isprintable() else uuid.uuid4().hex
-        )
+        usable = 0 < len(given) <= _MAX_REQUEST_ID and given.isprintable()
+        request_id = given if usable else _new_request_id()
         started = time.perf_counter()
         status = 500
 

@@ -44,9 +44,14 @@ def note_revocation(data_dir: Path, key_id: str) -> None:
 _revocations_seen: dict[Path, tuple[int, int]] = {}
 
 
+@cache
+def _revocations_file(data_dir: Path) -> Path:
+    return data_dir / REVOCATIONS_FILE
+
+
 def _forget_keys_if_revoked_elsewhere(data_dir: Path) -> None:
     # One stat per request: the file grows by a line with each revocation by the CLI.
-    path = data_dir / REVOCATIONS_FILE
+    path = _revocations_file(data_dir)
     try:
         status = path.stat()
         stamp = (status.st_size, status.st_mtime_ns)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -212,10 +212,48 @@ def path_matcher(path: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
+def _resolved(document: Document, node: Any) -> Any:
+    """``node``, or what its local ``$ref`` points at."""
+    ref = node.get("$ref") if isinstance(node, dict) else None
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return node
+    target: Any = document
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return target
+
+
+def _fold_path_parameters(document: Document) -> None:
+    """Copy each path's parameters into its operations (an operation's own win) and drop them.
+
+    Connexion appends a path's parameters to the operation's own list in place each time it
+    builds the operation, and it builds every operation once per middleware: the lists grew
+    sevenfold and every request validated each path parameter seven times. With the
+    parameters on the operations the result is the same document, and nothing is appended.
+    """
+    for item in document.get("paths", {}).values():
+        shared = item.pop("parameters", None)
+        if not shared:
+            continue
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            own = operation.setdefault("parameters", [])
+            taken = {
+                (param["name"], param["in"]) for param in map(partial(_resolved, document), own)
+            }
+            for param in shared:
+                resolved = _resolved(document, param)
+                if (resolved["name"], resolved["in"]) not in taken:
+                    own.append(copy.deepcopy(param))
+
+
 def for_connexion(document: Document) -> Document:
     """The same document in the 3.0 dialect Connexion 3.3 accepts, wired to our security code."""
     runtime = _walk_schemas(copy.deepcopy(document), _type_union_to_nullable)
     runtime["openapi"] = "3.0.3"
+    _fold_path_parameters(runtime)
     schemes = runtime["components"]["securitySchemes"]
     for scheme in schemes.values():
         if scheme.get("type") == "apiKey":

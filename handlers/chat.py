@@ -47,7 +47,7 @@ async def stream_chat(user: str, body: dict[str, Any]) -> Any:
 
 async def _owned_chat(chat_id: str, user: str) -> Chat:
     """The chat (else 404) in a session of the caller (else 403)."""
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         chat = await chats.get_chat(tx, chat_id=chat_id)
         if chat is None:
             raise NotFound("Chat not found")

@@ -48,7 +48,7 @@ async def create_run(user: str, body: dict[str, Any]) -> Any:
 
 async def get_run(run_id: str, user: str) -> dict[str, Any]:
     """The run's status, for its owner only."""
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         run = await runs.get_run(tx, run_id=run_id)
     if run is None or run.account_id != user:
         raise NotFound("Run not found")

@@ -80,7 +80,7 @@ async def create_sandbox(user: str, body: dict[str, Any] | None = None) -> dict[
 
 async def get_sandbox_status(session_id: str, user: str) -> dict[str, Any]:
     """Whether the session's sandbox is provisioned and alive, and the server's isolation."""
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         record = await owned_session(tx, session_id=session_id, account_id=user)
     mode, sentence = await asyncio.to_thread(isolation_mode)
     status: dict[str, Any] = {"sessionId": session_id, "status": "none", "mode": mode}

@@ -35,7 +35,7 @@ async def create_session_chat(
 
 async def list_session_chats(session_id: str, user: str) -> dict[str, Any]:
     """Every chat of the session, oldest first, with the caller's unread flags."""
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         record = await owned_session(tx, session_id=session_id, account_id=user)
         summaries = await chats.list_chat_summaries(tx, session_id=record.id, account_id=user)
         model = await default_model(tx, account_id=user)
@@ -60,7 +60,7 @@ async def update_session_chat(
 
 
 async def get_session_chat(session_id: str, chat_id: str, user: str) -> dict[str, Any]:
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         record = await owned_session(tx, session_id=session_id, account_id=user)
         chat = await chat_in_session(tx, session=record, chat_id=chat_id)
         messages = await chats.list_messages(tx, chat_id=chat.id)

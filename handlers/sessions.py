@@ -30,7 +30,7 @@ async def create_session(user: str, body: dict[str, Any] | None = None) -> dict[
 
 async def list_sessions(user: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """The caller's sessions, newest first; ``nextOffset`` is null on the last page."""
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         page = await sessions.list_sessions(tx, account_id=user, limit=limit + 1, offset=offset)
     more = len(page) > limit
     return {
@@ -40,7 +40,7 @@ async def list_sessions(user: str, limit: int = 50, offset: int = 0) -> dict[str
 
 
 async def get_session(session_id: str, user: str) -> dict[str, Any]:
-    async with database().transaction() as tx:
+    async with database().read() as tx:
         record = await owned_session(tx, session_id=session_id, account_id=user)
     return {"session": session_json(record)}
 

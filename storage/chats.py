@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,7 @@ class ChatIdTaken(Exception):
     """The requested chat id already belongs to another session."""
 
 
-def unread_condition(account_id: str) -> ColumnElement[bool]:
+def unread_condition(account_id: str | ColumnElement[str]) -> ColumnElement[bool]:
     """SQL truth of ``hasUnread`` for ``Chat`` rows, as the account sees them.
 
     Unread = an assistant message exists and the account has no read marker, or its marker is
@@ -85,14 +85,20 @@ class ChatSummary:
     has_unread: bool
 
 
+# Built once: the statement is the same for every session and account, only its values change.
+_CHAT_SUMMARIES = (
+    select(Chat, unread_condition(bindparam("account_id")))
+    .where(Chat.session_id == bindparam("session_id"))
+    .order_by(Chat.created_at, Chat.id)
+)
+
+
 async def list_chat_summaries(
     session: AsyncSession, *, session_id: str, account_id: str
 ) -> list[ChatSummary]:
     """The session's chats, oldest first (ties by id), with the account's ``hasUnread``."""
     rows = await session.execute(
-        select(Chat, unread_condition(account_id))
-        .where(Chat.session_id == session_id)
-        .order_by(Chat.created_at, Chat.id)
+        _CHAT_SUMMARIES, {"session_id": session_id, "account_id": account_id}
     )
     return [ChatSummary(chat, bool(unread)) for chat, unread in rows]
 

@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from runs import runtime as runs_runtime
 from sandbox.runner import isolation_mode
 from server.config import Settings
+from server.connexion_app import SECURITY_MAP, RecoupApp, middlewares
 from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer
 from server.faults import FaultsMiddleware, faults_from_env
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
                     override=settings.dbos_database_url,
                 ),
                 polling_interval_s=RUNS_POLLING_INTERVAL_S,
+                executor_id=settings.executor_id,
+                heartbeat_s=settings.executor_heartbeat_s,
+                lease_s=settings.executor_lease_s,
             )
             try:
                 yield
@@ -69,12 +73,17 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         finally:
             await database.dispose()
 
-    app = AsyncApp(__name__, lifespan=lifespan)
+    app = RecoupApp(
+        __name__,
+        lifespan=lifespan,
+        middlewares=middlewares(validate_responses=settings.validate_responses),
+    )
     app.add_api(
         for_connexion(document),
         resolver=RelativeResolver(HANDLERS),
         pythonic_params=True,
         strict_validation=True,
+        security_map=SECURITY_MAP,
         validate_responses=settings.validate_responses,
         validator_map={
             "body": MediaTypeDict({"*/*json": OpenAPI31BodyValidator}),
@@ -100,9 +109,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         AppStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, state=state
     )
     # Deliberate defects for the conformance kit's own tests (RECOUP_FAULTS; none by default).
-    app.add_middleware(
-        FaultsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=faults_from_env()
-    )
+    faults = faults_from_env()
+    if faults:
+        app.add_middleware(
+            FaultsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=faults
+        )
     app.add_middleware(
         BodyLimitMiddleware,
         position=MiddlewarePosition.BEFORE_VALIDATION,

@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import security
 from server.config import Settings
-from storage import accounts
+from storage import accounts, locks
 from storage.db import Database
 from storage.models import utc_now
+
+FIRST_START_LOCK = "recoup-api first start"
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -45,8 +47,12 @@ async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 async def _first_start(settings: Settings) -> str | None:
-    """Migrate; on an empty database create a developer account and return its key."""
+    """Migrate; on an empty database create a developer account and return its key.
+
+    Servers starting together on an empty database take turns, so exactly one creates it.
+    """
     async with _transaction(settings) as tx:
+        await locks.take_turns(tx, name=FIRST_START_LOCK)
         if await accounts.count_accounts(tx):
             return None
         account = await accounts.create_account(tx, name="developer", kind="person")

@@ -44,6 +44,17 @@ class Settings:
     log_level: str = "info"
     stream_keep_alive_s: float = 10.0
     dbos_database_url: str = ""
+    # This process's DBOS executor id (DBOS__VMID); empty: chosen by runs/executors.py.
+    executor_id: str = ""
+    executor_heartbeat_s: float = 5.0
+    executor_lease_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.executor_heartbeat_s < self.executor_lease_s:
+            # A lease no longer than a heartbeat would lapse while its process is alive.
+            raise ValueError(
+                "RECOUP_EXECUTOR_LEASE_SECONDS must exceed RECOUP_EXECUTOR_HEARTBEAT_SECONDS > 0"
+            )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,6 +66,7 @@ class Settings:
             for origin in (env.get("RECOUP_CORS_ORIGINS") or "*").split(",")
             if origin.strip()
         )
+        heartbeat_s = _number("RECOUP_EXECUTOR_HEARTBEAT_SECONDS", 5.0)
         return cls(
             data_dir=data_dir,
             database_url=env.get("RECOUP_DATABASE_URL") or "",
@@ -71,6 +83,9 @@ class Settings:
             log_level=env.get("RECOUP_LOG_LEVEL") or "info",
             stream_keep_alive_s=_number("RECOUP_STREAM_KEEPALIVE_SECONDS", 10.0),
             dbos_database_url=env.get("RECOUP_DBOS_DATABASE_URL") or "",
+            executor_id=env.get("DBOS__VMID") or "",
+            executor_heartbeat_s=heartbeat_s,
+            executor_lease_s=_number("RECOUP_EXECUTOR_LEASE_SECONDS", 3 * heartbeat_s),
         )
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -169,3 +169,18 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Executor(Base):
+    """A server process's lease on its durable runs: its DBOS executor id, renewed by heartbeat.
+
+    ``last_seen`` is in seconds since the epoch by the database's clock, so that hosts' clocks
+    never meet; ``claimed_by`` names the live executor recovering this one's runs once its lease
+    lapsed.
+    """
+
+    __tablename__ = "executors"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_seen: Mapped[float] = mapped_column(Float)
+    claimed_by: Mapped[str | None] = mapped_column(Text)

@@ -35,11 +35,19 @@ class Served:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer."""
         self.output.write_text("")
         with self.output.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "recoup-api"), "serve"], env=self.env, stdout=log, stderr=log
             )
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.output.read_text()
@@ -50,10 +58,21 @@ class Served:
                 time.sleep(0.1)
         raise AssertionError(f"server did not become ready:\n{self.output.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=20)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                # A client still connected can hold a graceful shutdown open: do not leak it.
+                self.kill()
+                raise
 
     def first_start_key(self) -> str:
         """The developer key this server printed on its first start on an empty database."""

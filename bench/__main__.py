@@ -1,171 +1,47 @@
 """``python -m bench``: the contract-first server against two code-first baselines, on loopback.
 
-Each server runs alone (one uvicorn process, same options) over its own freshly seeded SQLite
-database in a temporary ``RECOUP_DATA_DIR``, on a free port; wrk loads one operation at a time.
-Rounds interleave the servers (round 1: recoup, starlette, fastapi; round 2: ...) so slow drift
-of the machine spreads over all of them, and each figure is the median over the rounds.
-Then the chat list is timed as a session grows, and its query plan is shown. Last, streamed runs
-(``POST /api/chat``) are read frame by frame: time to the first chunks, and live chunk delay
-(bench/streaming.py). ``--only compare|growth|streaming`` runs one part.
+The parts, in the order they run (``--only PART`` runs one, ``--no-PART`` skips one):
+
+- ``compare``: each server runs alone (one uvicorn process, same options) over its own freshly
+  seeded SQLite database in a temporary ``RECOUP_DATA_DIR``, on a free port; wrk loads one
+  operation at a time. Rounds interleave the servers (round 1: recoup, starlette, fastapi; round
+  2: ...) so slow drift of the machine spreads over all of them; each figure is the median.
+- ``growth``: the chat list timed as a session grows, and its query plan.
+- ``backends``: the real server alone on SQLite and on a throwaway PostgreSQL cluster, with one
+  and with two server processes, the same operations and clients (bench/backends.py).
+- ``streaming``: streamed runs (``POST /api/chat``) read frame by frame: time to the first
+  chunks, and live chunk delay (bench/streaming.py).
+- ``readers``: 1,000 resumed readers (``GET /api/chat/{chatId}/stream``) of one live run: the
+  server's memory per open stream, how many got every chunk, live delay, CPU (bench/readers.py).
+
+``compare``, ``growth`` and ``backends`` need wrk; ``streaming`` and ``readers`` do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 
-from bench import load, seed, streaming
-from bench.seed import Fixture
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    method: str
-    path: str  # formatted with the Fixture's fields
-    body: str = ""
-
-
-OPERATIONS = [
-    Operation("GET chats (10)", "GET", "/api/sessions/{list_session}/chats"),
-    Operation("POST chat", "POST", "/api/sessions/{create_session}/chats", "{}"),
-    Operation(
-        "PATCH chat",
-        "PATCH",
-        "/api/sessions/{update_session}/chats/{update_chat}",
-        '{"title": "Renamed chat"}',
-    ),
-    # --- Streaming operations -------------------------------------------------------------------
-    # POST /api/chat and GET /api/chat/{chatId}/stream answer with Server-Sent Events. wrk times a
-    # response until its last byte, so streams are not in this table: bench/streaming.py reads
-    # their frames with an asyncio client (time to first chunk, live chunk delay), see streaming().
-]
-
-TARGETS = {
-    "recoup": [str(BIN / "recoup-api"), "serve"],
-    "starlette": [sys.executable, "-m", "bench.baselines", "starlette"],
-    "fastapi": [sys.executable, "-m", "bench.baselines", "fastapi"],
-}
-# The real server, logging when each run's stream chunk is written (bench/stream_server.py).
-COMMANDS = {**TARGETS, "recoup-stamped": [sys.executable, "-m", "bench.stream_server"]}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    pid: int
-
-    def cpu_s(self) -> float:
-        """CPU seconds the server process has used (all its threads), from /proc."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def served(
-    target: str, data_dir: Path, log: Path, extra_env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """One server process over ``data_dir``; yields it once ``/readyz`` answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RECOUP_DATA_DIR": str(data_dir),
-        "RECOUP_DATABASE_URL": seed.database_url(data_dir),
-        "RECOUP_HOST": "127.0.0.1",
-        "RECOUP_PORT": str(port),
-        "PYTHONPATH": str(ROOT),
-        **(extra_env or {}),
-    }
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            COMMANDS[target], env=env, stdout=output, stderr=output, cwd=ROOT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{target} exited at start:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base_url}/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{target} did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield Server(base_url, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _load(
-    server: Server, fixture: Fixture, operation: Operation, clients: int, duration_s: float
-) -> load.Result:
-    """One wrk run; the result carries the server's CPU time per request."""
-    cpu_before = server.cpu_s()
-    result = load.run(
-        base_url=server.base_url,
-        method=operation.method,
-        path=operation.path.format(**asdict(fixture)),
-        body=operation.body,
-        api_key=fixture.api_key,
-        connections=clients,
-        duration_s=duration_s,
-    )
-    cpu_ms = (server.cpu_s() - cpu_before) * 1000 / max(result.requests, 1)
-    return dataclasses.replace(result, cpu_ms=cpu_ms)
-
-
-@dataclass(frozen=True)
-class Cell:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float
-    errors: int
-    requests: int
-
-
-def _median(results: list[load.Result]) -> Cell:
-    return Cell(
-        rps=statistics.median(r.rps for r in results),
-        p50_ms=statistics.median(r.p50_ms for r in results),
-        p99_ms=statistics.median(r.p99_ms for r in results),
-        cpu_ms=statistics.median(r.cpu_ms for r in results),
-        errors=sum(r.errors for r in results),
-        requests=sum(r.requests for r in results),
-    )
+from bench import backends, load, readers, seed, streaming
+from bench.harness import (
+    OPERATIONS,
+    TARGETS,
+    Cell,
+    Operation,
+    load_operation,
+    median_cell,
+    served,
+)
 
 
 def compare(args: argparse.Namespace, work: Path) -> dict[tuple[str, str, int], Cell]:
@@ -176,12 +52,14 @@ def compare(args: argparse.Namespace, work: Path) -> dict[tuple[str, str, int], 
             print(f"round {round_no}/{args.rounds}: {target}", file=sys.stderr, flush=True)
             with served(target, work / target, work / f"{target}.log") as server:
                 for operation in OPERATIONS:  # warm up: imports, caches, connection pool
-                    _load(server, fixtures[target], operation, 16, args.warmup)
+                    load_operation([server], fixtures[target], operation, 16, args.warmup)
                 for operation in OPERATIONS:
                     for clients in args.clients:
-                        result = _load(server, fixtures[target], operation, clients, args.duration)
+                        result = load_operation(
+                            [server], fixtures[target], operation, clients, args.duration
+                        )
                         raw.setdefault((target, operation.name, clients), []).append(result)
-    return {key: _median(results) for key, results in raw.items()}
+    return {key: median_cell(results) for key, results in raw.items()}
 
 
 def print_comparison(cells: dict[tuple[str, str, int], Cell], args: argparse.Namespace) -> None:
@@ -255,12 +133,14 @@ def growth(args: argparse.Namespace, work: Path) -> None:
         for _round in range(args.rounds):
             for size, session_id in sessions.items():
                 operation = Operation("list", "GET", f"/api/sessions/{session_id}/chats")
-                _load(server, fixture, operation, 1, args.warmup)
-                raw.setdefault(size, []).append(_load(server, fixture, operation, 1, args.duration))
+                load_operation([server], fixture, operation, 1, args.warmup)
+                raw.setdefault(size, []).append(
+                    load_operation([server], fixture, operation, 1, args.duration)
+                )
     print("\n| chats | req/s | p50 ms | p99 ms | CPU ms | storage only ms | p50 µs/chat | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for size, session_id in sessions.items():
-        cell = _median(raw[size])
+        cell = median_cell(raw[size])
         query_ms = asyncio.run(
             _storage_list_ms(data_dir, session_id=session_id, account_id=fixture.account_id)
         )
@@ -271,7 +151,7 @@ def growth(args: argparse.Namespace, work: Path) -> None:
         )
     sizes = sorted(sessions)
     for small, large in zip(sizes, sizes[1:], strict=False):
-        low, high = _median(raw[small]).p50_ms, _median(raw[large]).p50_ms
+        low, high = median_cell(raw[small]).p50_ms, median_cell(raw[large]).p50_ms
         print(
             f"{small:,} → {large:,} chats: rows ×{large / small:g}, p50 ×{high / low:.1f}, "
             f"marginal {(high - low) * 1000 / (large - small):.1f} µs per added chat"
@@ -304,16 +184,88 @@ def stream_figures(args: argparse.Namespace, work: Path) -> None:
         args.stream_json.write_text(json.dumps(asdict(figures), indent=1))
 
 
+def readers_figures(args: argparse.Namespace, work: Path) -> None:
+    """Rounds of ``--readers`` resumed readers on one paced run, a fresh server each round."""
+    readers.raise_open_files_limit(readers.open_files_needed(args.readers))
+    extra_env = {
+        "RECOUP_TEST_MODELS": "1",  # enables test/slow, the paced model
+        "RECOUP_TEST_MODEL_DELAY": f"{args.readers_pace:g}",
+    }
+    rounds = []
+    with ExitStack() as stack:
+        url, database_cpu_s = None, None
+        if args.database == "postgresql":
+            print("starting a throwaway PostgreSQL cluster", file=sys.stderr, flush=True)
+            postgres = stack.enter_context(backends.postgres_database())
+            url, database_cpu_s = postgres.url, postgres.cpu_s
+        for round_no in range(1, args.readers_rounds + 1):
+            print(
+                f"readers round {round_no}/{args.readers_rounds}: {args.readers} readers",
+                file=sys.stderr,
+                flush=True,
+            )
+            data_dir = work / f"readers-{round_no}"
+            # On PostgreSQL the rounds share the database, each seeding its own account.
+            fixture = asyncio.run(seed.seed(data_dir, url))
+            write_log = work / f"readers-{round_no}-writes.log"
+            env = {**extra_env, "RECOUP_BENCH_WRITE_LOG": str(write_log)}
+            log = work / f"readers-{round_no}.log"
+            with served("recoup-stamped", data_dir, log, env, database_url=url) as server:
+                rounds.append(
+                    asyncio.run(
+                        readers.measure_round(
+                            base_url=server.base_url,
+                            api_key=fixture.api_key,
+                            pid=server.pid,
+                            cpu_s=server.cpu_s,
+                            write_log=write_log,
+                            readers=args.readers,
+                            batch=args.readers_batch,
+                            timeout_s=args.readers_timeout,
+                            database_cpu_s=database_cpu_s,
+                        )
+                    )
+                )
+    summary = readers.Summary(rounds, args.readers_pace, args.database, args.readers_batch)
+    readers.print_summary(summary)
+    if args.readers_json:
+        args.readers_json.write_text(readers.as_json(summary))
+
+
+def backend_figures(args: argparse.Namespace, work: Path) -> None:
+    setups = [
+        backends.Setup(backend, processes)
+        for backend in args.backends
+        for processes in args.processes
+    ]
+    cells = backends.measure(args, work, args.backends, args.processes)
+    backends.print_table(cells, setups, args)
+
+
+PARTS = ("compare", "growth", "backends", "streaming", "readers")
+
+
 def _list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--duration", type=int, default=3, help="seconds per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
-    parser.add_argument("--clients", type=_list, default=[1, 16, 64])
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs per figure (median) of compare, growth and backends",
+    )
+    parser.add_argument(
+        "--clients", type=_list, default=[1, 16, 64], help="wrk connections (default 1,16,64)"
+    )
     parser.add_argument(
         "--targets", type=lambda t: t.split(","), default=list(TARGETS), help="recoup first"
     )
@@ -321,9 +273,9 @@ def main() -> int:
     parser.add_argument("--no-compare", action="store_true", help="skip the comparison")
     parser.add_argument("--no-growth", action="store_true", help="skip the growth part")
     parser.add_argument("--no-streaming", action="store_true", help="skip the streaming part")
-    parser.add_argument(
-        "--only", choices=["compare", "growth", "streaming"], help="run this part alone"
-    )
+    parser.add_argument("--no-backends", action="store_true", help="skip the backends part")
+    parser.add_argument("--no-readers", action="store_true", help="skip the readers part")
+    parser.add_argument("--only", choices=PARTS, help="run this part alone")
     parser.add_argument("--stream-runs", type=int, default=25, help="runs timed to first chunk")
     parser.add_argument("--stream-live-runs", type=int, default=8, help="paced runs (live delay)")
     parser.add_argument(
@@ -331,16 +283,58 @@ def main() -> int:
     )
     parser.add_argument("--stream-json", type=Path, help="also write the streaming figures here")
     parser.add_argument("--json", type=Path, help="also write the comparison's medians here")
+    backend_options = parser.add_argument_group(
+        "backends", "the real server on SQLite and PostgreSQL, 1 and 2 processes (wrk)"
+    )
+    backend_options.add_argument(
+        "--backends",
+        type=lambda t: t.split(","),
+        default=list(backends.BACKENDS),
+        help="comma-separated, of sqlite,postgresql (default both)",
+    )
+    backend_options.add_argument(
+        "--processes", type=_list, default=[1, 2], help="server processes (default 1,2)"
+    )
+    backend_options.add_argument(
+        "--backend-duration", type=int, default=2, help="seconds per run (default 2)"
+    )
+    reader_options = parser.add_argument_group(
+        "readers", "resumed readers of one live run: memory per open stream, delay, correctness"
+    )
+    reader_options.add_argument(
+        "--readers", type=int, default=1000, help="concurrent resumed readers (default 1000)"
+    )
+    reader_options.add_argument(
+        "--readers-batch",
+        type=int,
+        default=0,
+        help="open the readers this many at a time, each batch once answered (0: all at once)",
+    )
+    reader_options.add_argument(
+        "--readers-rounds", type=int, default=3, help="rounds, a fresh server each (median)"
+    )
+    reader_options.add_argument(
+        "--readers-pace",
+        type=float,
+        default=0.12,
+        help="seconds per word of the paced run (~130 words; default 0.12)",
+    )
+    reader_options.add_argument(
+        "--readers-timeout", type=float, default=180, help="seconds a round may last at most"
+    )
+    reader_options.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the readers' server database (postgresql: a throwaway cluster)",
+    )
+    reader_options.add_argument("--readers-json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     args = parser.parse_args()
-    parts = {
-        "compare": not args.no_compare,
-        "growth": not args.no_growth,
-        "streaming": not args.no_streaming,
-    }
+    parts = {part: not getattr(args, f"no_{part}") for part in PARTS}
     if args.only:
         parts = {part: part == args.only for part in parts}
-    if parts["compare"] or parts["growth"]:
+    if parts["compare"] or parts["growth"] or parts["backends"]:
         load.wrk_path()
     print(
         f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)", file=sys.stderr
@@ -362,8 +356,12 @@ def main() -> int:
                 )
         if parts["growth"]:
             growth(args, work)
+        if parts["backends"]:
+            backend_figures(args, work)
         if parts["streaming"]:
             stream_figures(args, work)
+        if parts["readers"]:
+            readers_figures(args, work)
     finally:
         print(f"load average at end: {os.getloadavg()[0]:.2f}", file=sys.stderr)
         if args.keep:

@@ -41,10 +41,13 @@ async def _new_session(tx: AsyncSession, *, account_id: str, title: str) -> tupl
     return record.id, chat.id
 
 
-async def seed(data_dir: Path) -> Fixture:
-    """Migrate a fresh database in ``data_dir`` and write one account's benchmark sessions."""
+async def seed(data_dir: Path, url: str | None = None) -> Fixture:
+    """Migrate a fresh database and write one account's benchmark sessions.
+
+    The database is an SQLite file in ``data_dir`` unless ``url`` names another (PostgreSQL).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any load
-    database = Database(database_url(data_dir))
+    database = Database(url or database_url(data_dir))
     try:
         await database.upgrade()
         async with database.transaction() as tx:

@@ -30,6 +30,7 @@ bench: $(INSTALLED)
 	bash bench/install-wrk.sh
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.inprocess
 
 codegen: $(INSTALLED)
 	$(BIN)/recoup-api codegen

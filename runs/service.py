@@ -20,7 +20,7 @@ from dbos import DBOS, SetWorkflowID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent.history import normalize_ui_message, response_message_id, to_model_messages
-from runs import runtime
+from runs import runtime, wakeups
 from runs.workflow import chat_run
 from storage import runs as run_store
 from storage.models import Chat, Run, Session, utc_now
@@ -86,9 +86,14 @@ async def _clear_if_dead(tx: AsyncSession, *, chat_id: str, run_id: str) -> bool
     run = await run_store.get_run(tx, run_id=run_id)
     if run is not None and await _is_live(run):
         return False
+    return await _clear_dead(tx, chat_id=chat_id, run_id=run_id, recorded=run is not None)
+
+
+async def _clear_dead(tx: AsyncSession, *, chat_id: str, run_id: str, recorded: bool) -> bool:
+    """Free the slot of ``run_id``, proven dead, if it still holds it; true when it was freed."""
     logger.warning("chat %s: clearing the slot of dead run %s", chat_id, run_id)
-    if run is not None:
-        await run_store.set_run_status(tx, run_id=run.id, status="failed", error="interrupted")
+    if recorded:
+        await run_store.set_run_status(tx, run_id=run_id, status="failed", error="interrupted")
     return await run_store.release_run_slot(tx, chat_id=chat_id, run_id=run_id)
 
 
@@ -173,15 +178,21 @@ async def record_unanswerable_run(
 
 
 async def live_run(*, chat_id: str) -> Run | None:
-    """The run in progress on the chat, if any; a dead slot is cleared on the way."""
-    async with runtime.database().transaction() as tx:
+    """The run in progress on the chat, if any; a dead slot is cleared on the way.
+
+    No transaction is open while DBOS is asked about the run: a read finds the slot's holder,
+    and only a holder proven dead takes a (short) write transaction, to free its slot.
+    """
+    database = runtime.database()
+    async with database.read() as tx:
         holder = await run_store.run_slot_holder(tx, chat_id=chat_id)
-        if holder is None:
-            return None
-        run = await run_store.get_run(tx, run_id=holder)
-        if run is not None and await _is_live(run):
-            return run
-        await _clear_if_dead(tx, chat_id=chat_id, run_id=holder)
+        run = None if holder is None else await run_store.get_run(tx, run_id=holder)
+    if holder is None:
+        return None
+    if run is not None and await _is_live(run):
+        return run
+    async with database.transaction() as tx:
+        await _clear_dead(tx, chat_id=chat_id, run_id=holder, recorded=run is not None)
     return None
 
 
@@ -191,6 +202,8 @@ async def stop_run(*, chat_id: str) -> bool:
     if run is None:
         return False
     await DBOS.cancel_workflow_async(run.id)
+    # Cancelling writes nothing to the stream: the run's readers here end now, not at their poll.
+    wakeups.announce(run.id)
     # A cancelled workflow runs no further step, so its slot is released here.
     async with runtime.database().transaction() as tx:
         await run_store.set_run_status(tx, run_id=run.id, status="cancelled")

@@ -3,24 +3,25 @@
 Frames are ``data: <compact JSON>\\n\\n``; the last is ``data: [DONE]``. A stream whose run ended
 without ``finish`` (cancelled, or failed outside a step) still ends with ``finish``, which
 clients that reconnect on a missing ``finish`` need. Comment frames keep quiet streams alive.
+
+A process reads each run's stream once, whatever its clients (:mod:`runs.fanout`), woken as
+:mod:`runs.notify` says: notified on PostgreSQL, by the run itself on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS
 from dbos._dbos import _get_dbos_instance
-from dbos._error import DBOSException
+from dbos._serialization import DBOSPortableJSON
+from dbos._sys_db import _serialized_stream_closed_sentinel
 
+from runs import fanout
 from runs.workflow import STREAM_KEY
-
-logger = logging.getLogger("recoup_api.runs")
 
 HEADERS = {
     "cache-control": "no-cache",
@@ -31,7 +32,6 @@ HEADERS = {
 MEDIA_TYPE = "text/event-stream"
 DONE = b"data: [DONE]\n\n"
 KEEP_ALIVE = b": keep-alive\n\n"
-POLL_INTERVAL_S = 0.01
 
 
 def frame(chunk: dict[str, Any]) -> bytes:
@@ -44,11 +44,16 @@ def _count_chunks(run_id: str) -> int:
     # DBOS has no public length query; its system database keeps one row per chunk.
     sys_db = _get_dbos_instance()._sys_db
     streams = sys_db.tables.streams
+    # The marker a closed stream ends with is no chunk.
+    closed = sa.and_(
+        streams.c.serialization == DBOSPortableJSON.name(),
+        streams.c.value == _serialized_stream_closed_sentinel,
+    )
     with sys_db.engine.begin() as connection:
         count = connection.execute(
             sa.select(sa.func.count())
             .select_from(streams)
-            .where(streams.c.workflow_uuid == run_id, streams.c.key == STREAM_KEY)
+            .where(streams.c.workflow_uuid == run_id, streams.c.key == STREAM_KEY, ~closed)
         ).scalar()
     return int(count or 0)
 
@@ -66,36 +71,30 @@ def resolve_start(start_index: int, length: int) -> int:
 async def sse_frames(run_id: str, *, offset: int, keep_alive_s: float) -> AsyncIterator[bytes]:
     """Replay the run's chunks from ``offset`` then follow it live, as SSE frames.
 
-    Ends when the run's workflow ends. Closing the iterator (a client gone) leaves the run alone.
+    Every client of a run in this process follows the run's one tail (:mod:`runs.fanout`). Ends
+    when the run closes its stream or its workflow ends. Closing the iterator (a client gone)
+    leaves the run, and the run's other clients, alone.
     """
-    chunks = DBOS.read_stream_async(
-        run_id, STREAM_KEY, offset=offset, polling_interval_sec=POLL_INTERVAL_S
-    ).__aiter__()
-    finished = False
-    pending: asyncio.Future[Any] | None = None
+    tail = fanout.join(run_id, encode=frame)
     try:
+        position, finished = offset, False
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(chunks.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=keep_alive_s)
-            if not done:
-                yield KEEP_ALIVE
+            if position < len(tail.frames):
+                sent = tail.frames[position]
+                position += 1
+                finished = sent.finish
+                yield sent.data
                 continue
-            next_chunk, pending = pending, None
+            if tail.ended:
+                break
+            changed = tail.changed
             try:
-                chunk = next_chunk.result()
-            except StopAsyncIteration:
-                break
-            except DBOSException as exc:
-                logger.warning("run %s: stream read failed: %r", run_id, exc)
-                break
-            finished = chunk.get("type") == "finish"
-            yield frame(chunk)
+                async with asyncio.timeout(keep_alive_s):
+                    await changed.wait()
+            except TimeoutError:
+                yield KEEP_ALIVE
         if not finished:
             yield frame({"type": "finish"})
         yield DONE
     finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait({pending})
-        await chunks.aclose()  # type: ignore[attr-defined]
+        fanout.leave(tail)

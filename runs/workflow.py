@@ -45,7 +45,7 @@ from agent.loop import build_agent, max_steps_from_env
 from agent.stream import Chunk, UIChunkEncoder, fold_chunks
 from agent.todos import JsonFileTodoStore
 from agent.tools import build_toolset
-from runs import runtime
+from runs import runtime, wakeups
 from runs.models import resolve_model
 from storage import runs as run_store
 
@@ -83,6 +83,8 @@ def _in_workflow_code() -> bool:
 async def _append(chunks: list[Chunk]) -> None:
     for chunk in chunks:
         await DBOS.write_stream_async(STREAM_KEY, chunk)
+        # The run's reader in this process reads it now, not at its next poll (SQLite).
+        wakeups.announce(DBOS.workflow_id or "")
 
 
 @DBOS.step(name="recoup.model_request")
@@ -266,4 +268,8 @@ async def chat_run(request: dict[str, Any]) -> str:
     await _emit(state, final)
     await _save_message(chat_id, fold_chunks(state.chunks))
     await _finish_run(run_id, chat_id, status, error)
+    # Closing notifies the readers (on PostgreSQL): they end now, the slot already released,
+    # rather than at their next safety poll, as the workflow's own end notifies nobody.
+    await DBOS.close_stream_async(STREAM_KEY)
+    wakeups.announce(run_id)
     return status

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -24,6 +25,17 @@ MAX_EXAMPLES = int(os.environ.get("RECOUP_FUZZ_EXAMPLES", "60"))
 DERANDOMIZE = os.environ.get("RECOUP_FUZZ_SEED", "") != "random"
 
 _settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="recoup-fuzz-")))
+
+# Each example starts and stops the app, and the runs a POST /api/chat example starts are often
+# cut off by the stop and recovered at the next start. When DBOS's queue thread dequeues such a
+# run just as DBOS is destroyed, it hands the run's coroutine to DBOS's event loop as that loop
+# closes: the coroutine is never awaited (DBOS logs "Event loop is closed") and the run stays
+# pending, to be recovered at the next start. That is DBOS's shutdown, not the HTTP contract this
+# module checks, so that one warning (and only it) does not fail an example here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <coroutine object execute_dequeued_workflow"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 
 
 async def _api_key() -> str:

@@ -90,11 +90,17 @@ async def _clear_if_dead(tx: AsyncSession, *, chat_id: str, run_id: str) -> bool
 
 
 async def _clear_dead(tx: AsyncSession, *, chat_id: str, run_id: str, recorded: bool) -> bool:
-    """Free the slot of ``run_id``, proven dead, if it still holds it; true when it was freed."""
-    logger.warning("chat %s: clearing the slot of dead run %s", chat_id, run_id)
+    """Free the slot of ``run_id``, proven dead, if it still holds it; true when it was freed.
+
+    Only the caller that frees the slot marks the run failed: a run that finished (and freed its
+    slot) between the proof and this transaction keeps the status it finished with.
+    """
+    if not await run_store.release_run_slot(tx, chat_id=chat_id, run_id=run_id):
+        return False
+    logger.warning("chat %s: cleared the slot of dead run %s", chat_id, run_id)
     if recorded:
         await run_store.set_run_status(tx, run_id=run_id, status="failed", error="interrupted")
-    return await run_store.release_run_slot(tx, chat_id=chat_id, run_id=run_id)
+    return True
 
 
 async def _claim(tx: AsyncSession, *, chat: Chat, run_id: str) -> None:

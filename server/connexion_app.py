@@ -20,7 +20,6 @@ from typing import Any
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
 from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
-from connexion.context import operation as current_operation
 from connexion.context import receive as current_receive
 from connexion.context import scope as current_scope
 from connexion.decorators import StarletteDecorator
@@ -57,20 +56,17 @@ class _Decorator(StarletteDecorator):
 
     def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
         decorated = self.decorate(function)
-        parsers: dict[int, Any] = {}
-
-        def uri_parser() -> Any:
-            # One parser per operation (the decorator serves exactly one, but stay keyed by it).
-            operation = current_operation._get_current_object()  # type: ignore[attr-defined]
-            parser = parsers.get(id(operation))
-            if parser is None:
-                parser = parsers[id(operation)] = self.uri_parser
-            return parser
+        # The wrapper serves one operation (each _Operation decorates its own): its URI parser,
+        # built from the operation of the first request, is the same for every later one.
+        parser: Any = None
 
         @functools.wraps(function)
         async def wrapper(*_args: Any, **_kwargs: Any) -> Any:
+            nonlocal parser
+            if parser is None:
+                parser = self.uri_parser
             request = self.framework.get_request(
-                uri_parser=uri_parser(), scope=current_scope, receive=current_receive
+                uri_parser=parser, scope=current_scope, receive=current_receive
             )
             return await decorated(request)
 

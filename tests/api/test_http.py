@@ -164,6 +164,25 @@ def test_cors_headers_on_success(client: TestClient, as_alice: Api) -> None:
     assert response.headers["access-control-allow-origin"] in ("*", ORIGIN)
 
 
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/healthz/", "/healthz"),
+        ("/api/sessions/", "/api/sessions"),
+        ("/api/sessions/s-1/chats/", "/api/sessions/s-1/chats"),
+    ],
+)
+def test_a_trailing_slash_redirects_to_the_operation(
+    client: TestClient, path: str, target: str
+) -> None:
+    # Routing skips the routes that cannot match a path; the redirect of one that matches with
+    # the slash removed must survive it.
+    response = client.get(path, follow_redirects=False)
+
+    assert response.status_code == 307
+    assert response.headers["location"].endswith(target)
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/api/sessions", "/nope"])
 def test_request_id_is_echoed(client: TestClient, path: str) -> None:
     response = client.get(path, headers={"x-request-id": "req-42.abc"})

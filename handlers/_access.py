@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.context import settings
 from server.errors import Forbidden, NotFound
 from storage import accounts, chats, sessions
+from storage.chats import ChatRecord
+from storage.db import Connectable
 from storage.models import Chat, Session
+from storage.sessions import SessionAccess
+
+_Owned = TypeVar("_Owned", Session, SessionAccess)
+_Chat = TypeVar("_Chat", Chat, ChatRecord)
+
+
+def _owned(found: _Owned | None, *, account_id: str) -> _Owned:
+    """What was found of a session, when it exists (else 404) and the account owns it (else 403)."""
+    if found is None:
+        raise NotFound("Session not found")
+    if found.account_id != account_id:
+        raise Forbidden("You do not have access to this session")
+    return found
+
+
+def found_chat(chat: _Chat | None) -> _Chat:
+    """The chat found in a session; none there (even when another session has it) is 404."""
+    if chat is None:
+        raise NotFound("Chat not found")
+    return chat
+
+
+async def authorize_session(db: Connectable, *, session_id: str, account_id: str) -> str:
+    """Check that the session exists (else 404) and the account owns it (else 403).
+
+    Returns the account's default model (see :func:`default_model`), which the same statement
+    reads: every operation on a session's chats starts here, and most of them need it.
+    """
+    access = await sessions.session_access(db, session_id=session_id, account_id=account_id)
+    return _model_or_default(_owned(access, account_id=account_id).default_model_id)
 
 
 async def owned_session(
@@ -19,19 +53,13 @@ async def owned_session(
     SQLite transaction already holds the write lock).
     """
     record = await sessions.get_session(tx, session_id=session_id, for_update=for_update)
-    if record is None:
-        raise NotFound("Session not found")
-    if record.account_id != account_id:
-        raise Forbidden("You do not have access to this session")
-    return record
+    return _owned(record, account_id=account_id)
 
 
 async def chat_in_session(tx: AsyncSession, *, session: Session, chat_id: str) -> Chat:
     """The chat, when it exists in this session; a chat of another session is 404."""
     chat = await chats.get_chat(tx, chat_id=chat_id)
-    if chat is None or chat.session_id != session.id:
-        raise NotFound("Chat not found")
-    return chat
+    return found_chat(chat if chat is not None and chat.session_id == session.id else None)
 
 
 async def acting_account(tx: AsyncSession, *, caller: str, account_id: str | None) -> str:
@@ -62,5 +90,8 @@ async def usable_artist(tx: AsyncSession, *, account_id: str, artist_id: str | N
 async def default_model(tx: AsyncSession, *, account_id: str) -> str:
     """The account's preferred model, else the server's default."""
     account = await accounts.get_account(tx, account_id=account_id)
-    preferred = account.default_model_id if account is not None else None
+    return _model_or_default(account.default_model_id if account is not None else None)
+
+
+def _model_or_default(preferred: str | None) -> str:
     return preferred or settings().default_model

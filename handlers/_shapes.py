@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.chats import ChatSummary
+from storage.chats import ChatRecord, ChatSummary
 from storage.models import Chat, ChatMessage, Session
 from storage.sessions import SessionSummary
 
@@ -20,7 +20,7 @@ def _optional_timestamp(value: datetime | None) -> str | None:
     return None if value is None else timestamp(value)
 
 
-def chat_json(chat: Chat) -> dict[str, Any]:
+def chat_json(chat: Chat | ChatRecord) -> dict[str, Any]:
     return {
         "id": chat.id,
         "sessionId": chat.session_id,
@@ -35,9 +35,9 @@ def chat_json(chat: Chat) -> dict[str, Any]:
 
 def chat_summary_json(summary: ChatSummary) -> dict[str, Any]:
     return {
-        **chat_json(summary.chat),
+        **chat_json(summary),
         "hasUnread": summary.has_unread,
-        "isStreaming": summary.chat.active_stream_id is not None,
+        "isStreaming": summary.active_stream_id is not None,
     }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -34,6 +35,9 @@ _READ_ONLY = "recoup_read_only"
 # The databases whose write gate the current task (or its parent) holds.
 _holding: ContextVar[frozenset[int]] = ContextVar("recoup_write_gates", default=frozenset())
 _WriteGates = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+# Where storage functions made of Core statements run them: a connection (Database.connection)
+# or a session's transaction (Database.transaction, Database.read).
+Connectable = AsyncConnection | AsyncSession
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -80,9 +84,8 @@ class Database:
             _configure_sqlite(self.engine)
             self._write_gates = weakref.WeakKeyDictionary()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -99,6 +102,20 @@ class Database:
         """
         async with self._read_sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def connection(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, for Core statements: lighter than a session.
+
+        It commits on success and rolls back on any exception, like :meth:`transaction`, whose
+        write turn it waits for; with ``read_only``, it is for reads only, like :meth:`read`.
+        """
+        if read_only:
+            async with self._read_engine.connect() as connection, connection.begin():
+                yield connection
+        else:
+            async with self._write_turn(), self.engine.connect() as connection, connection.begin():
+                yield connection
 
     @asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:

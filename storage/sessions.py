@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.chats import ChatIdTaken, unread_condition
-from storage.models import Chat, Session, storable_key, utc_now
+from storage.db import Connectable
+from storage.models import Account, Chat, Session, storable_key, utc_now
 
 NEW_CHAT_TITLE = "New chat"
 
@@ -62,6 +63,32 @@ async def get_session(
     if not storable_key(session_id):
         return None
     return await session.get(Session, session_id, with_for_update=for_update or None)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAccess:
+    """Who owns a session, and the model the account asking prefers."""
+
+    account_id: str
+    default_model_id: str | None
+
+
+_SESSION_ACCESS = select(
+    Session.account_id,
+    select(Account.default_model_id).where(Account.id == bindparam("account_id")).scalar_subquery(),
+).where(Session.id == bindparam("session_id"))
+
+
+async def session_access(
+    db: Connectable, *, session_id: str, account_id: str
+) -> SessionAccess | None:
+    """The session's owner and the account's preferred model (one statement); None: no session."""
+    if not storable_key(session_id):
+        return None
+    row = (
+        await db.execute(_SESSION_ACCESS, {"session_id": session_id, "account_id": account_id})
+    ).first()
+    return None if row is None else SessionAccess(*row)
 
 
 @dataclass(frozen=True)

@@ -90,4 +90,4 @@ async def test_chats_created_together_are_listed_by_id_bytewise(database: Databa
             update(Chat).where(Chat.id.in_(ids)).values(created_at=datetime(2026, 1, 1, tzinfo=UTC))
         )
         listed = await chats.list_chat_summaries(tx, session_id=session_id, account_id="nobody")
-    assert [s.chat.id for s in listed if s.chat.id in ids] == sorted(ids)
+    assert [s.id for s in listed if s.id in ids] == sorted(ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,7 +77,12 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = RecoupApp(
         __name__,
         lifespan=lifespan,
-        middlewares=middlewares(validate_responses=settings.validate_responses),
+        middlewares=middlewares(
+            validate_responses=settings.validate_responses,
+            before_validation=[
+                functools.partial(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+            ],
+        ),
     )
     app.add_api(
         for_connexion(document),
@@ -114,11 +120,6 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         app.add_middleware(
             FaultsMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, faults=faults
         )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        position=MiddlewarePosition.BEFORE_VALIDATION,
-        max_body_bytes=settings.max_body_bytes,
-    )
 
     app.add_error_handler(ApiError, errors.api_error)  # type: ignore[arg-type]
     app.add_error_handler(ProblemException, errors.problem)  # type: ignore[arg-type]

@@ -3,36 +3,64 @@
 Connexion 3.3 rebuilds, on every request, things that never change for an operation: the chain of
 decorators around the handler (which inspects the handler's signature), the URI parser of the
 operation's parameters, the snake_case form of each parameter name (three regular expressions a
-name), and whether each security function takes ``request``/``required_scopes`` keywords (one
-``inspect.signature`` per check). Here each is built once and reused, through Connexion's own
-extension points: the app's operation class, its decorator, the parameter decorator's name
-sanitizer and the ``security_map`` handlers. What a request sees is unchanged; only the repeated
-building is gone (docs/performance.md).
+name), the request validators (two URI parsers, the parameter validator, the media type table,
+the body validator), whether each security function takes ``request``/``required_scopes``
+keywords (one ``inspect.signature`` per check), and, from the operation's definition, which
+arguments the handler gets and how its answer becomes a response. Here each is built once and
+reused, through Connexion's own extension points: the app's operation class, its decorator, the
+parameter decorator's name sanitizer, the middleware list and the ``security_map`` handlers.
+What a request sees is unchanged (tests/server/test_binding.py compares both ways on every kind
+of request); only the repeated building is gone (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
 from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
+from connexion.context import _context, _operation, _receive, _scope
 from connexion.context import receive as current_receive
 from connexion.context import scope as current_scope
 from connexion.decorators import StarletteDecorator
-from connexion.decorators.parameter import AsyncParameterDecorator, pythonic, sanitized
+from connexion.decorators.parameter import (
+    CONTEXT_NAME,
+    AsyncParameterDecorator,
+    _get_body_argument_json,
+    pythonic,
+    sanitized,
+    unwrap_decorators,
+)
+from connexion.decorators.response import AsyncResponseDecorator
+from connexion.http_facts import FORM_CONTENT_TYPES
+from connexion.lifecycle import ConnexionResponse
 from connexion.middleware.main import ConnexionMiddleware
+from connexion.middleware.request_validation import (
+    RequestValidationAPI,
+    RequestValidationMiddleware,
+    RequestValidationOperation,
+)
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import ApiKeySecurityHandler, BearerSecurityHandler
-from connexion.utils import inspect_function_arguments
+from connexion.utils import (
+    inspect_function_arguments,
+    is_json_mimetype,
+    is_nullable,
+    split_content_type,
+)
+from python_multipart.multipart import parse_options_header
 from starlette._utils import get_route_path
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
+
+from server.validation import only_a_string
 
 # The spec's parameter names are few and fixed; a request's unknown ones are bounded per request.
 _cached_pythonic = functools.lru_cache(maxsize=1024)(pythonic)
@@ -48,7 +76,11 @@ class _ParameterDecorator(AsyncParameterDecorator):
 
 
 class _Decorator(StarletteDecorator):
-    """Connexion's Starlette decorator, decorating the handler once instead of per request."""
+    """Connexion's Starlette decorator, decorating the handler once instead of per request.
+
+    Operations of the common shape (see :class:`_Binding`) also bind arguments and build the
+    response without the request object and the generic rules: same arguments, same response.
+    """
 
     @property
     def _parameter_decorator_cls(self) -> type[AsyncParameterDecorator]:
@@ -56,13 +88,20 @@ class _Decorator(StarletteDecorator):
 
     def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
         decorated = self.decorate(function)
-        # The wrapper serves one operation (each _Operation decorates its own): its URI parser,
-        # built from the operation of the first request, is the same for every later one.
+        # The wrapper serves one operation (each _Operation decorates its own): its URI parser
+        # and binding, built at the operation's first request, serve every later one.
         parser: Any = None
+        binding: _Binding | None = None
 
         @functools.wraps(function)
         async def wrapper(*_args: Any, **_kwargs: Any) -> Any:
-            nonlocal parser
+            nonlocal parser, binding
+            if binding is None:
+                binding = _Binding.of(function, self)
+            if binding.applies:
+                kwargs = await binding.arguments(_scope.get(), _receive.get())
+                if kwargs is not None:
+                    return binding.response(await function(**kwargs))
             if parser is None:
                 parser = self.uri_parser
             request = self.framework.get_request(
@@ -71,6 +110,123 @@ class _Decorator(StarletteDecorator):
             return await decorated(request)
 
         return wrapper
+
+
+_FORM_MIMETYPES = frozenset(FORM_CONTENT_TYPES)
+
+
+def _content_type(scope: Scope) -> str | None:
+    """The request's first ``content-type`` header, as Starlette's ``Headers.get`` reads it."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _mimetype(content_type: str) -> str:
+    mimetype, _ = parse_options_header(content_type)
+    return str(mimetype.decode())
+
+
+class _Binding:
+    """Connexion's argument binding and response building, resolved once for one operation.
+
+    It applies to operations whose path parameters are plain strings (``type: string``, no
+    other constraint), with no query parameters, no form body, and a coroutine handler: every
+    operation of this API but the few with query parameters. For those, what Connexion's
+    parameter decorator decides per request from the operation (which parameters exist, their
+    conversion, the body's argument name, which context values the handler accepts) is decided
+    here once; a request it cannot decide the same way (a form or non-JSON body) and every
+    response other than a JSON object or array take Connexion's own path. The arguments and the
+    response are those Connexion builds (``connexion.decorators.parameter.get_arguments``,
+    ``connexion.decorators.response``); tests/server/test_binding.py compares the two.
+    """
+
+    def __init__(self, operation: Any, function: Callable[..., Any], decorator: _Decorator):
+        arguments, has_kwargs = inspect_function_arguments(unwrap_decorators(function))
+        self.operation = operation
+        self.accepted = frozenset(arguments)
+        self.has_kwargs = bool(has_kwargs)
+        self.context_argument = CONTEXT_NAME in self.accepted
+        self.sanitize = _cached_pythonic if decorator.pythonic_params else _cached_sanitized
+        body_name = self.sanitize(operation.body_name(None))
+        self.body_name = (
+            body_name
+            if operation.is_request_body_defined and (body_name in self.accepted or self.has_kwargs)
+            else None
+        )
+        self.jsonifier = decorator.jsonifier
+        self.framework = decorator.framework
+        self.generic_response = AsyncResponseDecorator(
+            framework=decorator.framework, jsonifier=decorator.jsonifier
+        )
+        self.content_type = self._json_content_type(operation)
+        self.applies = (
+            inspect.iscoroutinefunction(function)
+            and operation.method.upper() != "TRACE"
+            and all(
+                parameter["in"] == "path" and only_a_string(parameter.get("schema", parameter))
+                for parameter in operation.parameters
+                if parameter["in"] in ("path", "query")
+            )
+        )
+
+    @classmethod
+    def of(cls, function: Callable[..., Any], decorator: _Decorator) -> _Binding:
+        return cls(_operation.get(), function, decorator)
+
+    @staticmethod
+    def _json_content_type(operation: Any) -> str | None:
+        """The content type Connexion gives a dict or list answer, when it serializes to JSON."""
+        produces = list(set(operation.produces))
+        if len(produces) > 1:
+            return None  # Connexion refuses to choose: its own path raises
+        content_type = produces[0] if produces else "application/json"
+        mime_type, _ = split_content_type(content_type)
+        return content_type if is_json_mimetype(mime_type) else None
+
+    async def arguments(self, scope: Scope, receive: Receive) -> dict[str, Any] | None:
+        """The handler's keyword arguments, or None when this request needs Connexion's path."""
+        content_type = _content_type(scope)
+        mimetype = None if content_type is None else _mimetype(content_type)
+        if mimetype in _FORM_MIMETYPES:
+            return None  # form fields and files can become arguments
+        sanitize = self.sanitize
+        path_params = scope.get("path_params", {})
+        kwargs = {sanitize(name): value for name, value in path_params.items()}
+        if self.body_name is not None:
+            content_type = content_type or "application/octet-stream"
+            if not is_json_mimetype(content_type):
+                return None
+            try:
+                body = await Request(scope, receive).json()
+            except ValueError:
+                body = None
+            kwargs[self.body_name] = _get_body_argument_json(
+                body, operation=self.operation, content_type=mimetype
+            )
+        context = _context.get()
+        for key, value in context.items():
+            if self.has_kwargs or key in self.accepted:
+                kwargs[key] = value
+        if self.context_argument:
+            kwargs[CONTEXT_NAME] = context
+        return kwargs
+
+    def response(self, answer: Any) -> Any:
+        """The framework response Connexion's response decorator makes of ``answer``."""
+        if type(answer) in (dict, list) and self.content_type is not None:
+            return self.framework.build_response(
+                self.jsonifier.dumps(answer),
+                content_type=self.content_type,
+                status_code=200,
+                headers={"Content-Type": self.content_type},
+            )
+        if self.framework.is_framework_response(answer):
+            return answer
+        if isinstance(answer, ConnexionResponse):
+            return self.framework.connexion_to_framework_response(answer)
+        return self.generic_response.build_framework_response(answer)
 
 
 class _Operation(AsyncOperation):
@@ -196,12 +352,103 @@ class IndexedSwaggerUIMiddleware(SwaggerUIMiddleware):
         _index_mounted_routers(self.router)
 
 
-def middlewares(*, validate_responses: bool) -> list[Any]:
-    """Connexion's default middleware list, routing indexed, response validation only if on."""
+# Bounds the per-operation caches keyed by what clients send (content types).
+_CACHED_CONTENT_TYPES = 32
+
+
+class _ValidationOperation(RequestValidationOperation):
+    """Connexion's request validation of one operation, its validators built once.
+
+    Connexion 3.3 builds, on every request, two URI parsers, the parameter validator, the media
+    type table of the operation's ``consumes`` and the body validator, all from the operation
+    alone (and the request's content type). They hold no per-request state, so they are built at
+    the operation's first request (validators per content type, a bounded number of them) and
+    reused. The checks, their order and their errors are Connexion's own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parameter_validator: Any = None
+        self._body_validators: dict[tuple[str, str], Any] = {}
+
+    def _body_validator(self, mime_type: str, encoding: str) -> Any:
+        """Connexion's body validator for this content type (None: nothing to validate)."""
+        operation = self._operation
+        schema = operation.body_schema(mime_type)
+        if not schema:
+            return None
+        try:
+            validator_class = self._validator_map["body"][mime_type]
+        except KeyError:
+            return None  # no validator registered for this content type: Connexion skips too
+        return validator_class(
+            schema=schema,
+            required=operation.request_body.get("required", False),
+            nullable=is_nullable(operation.body_definition(mime_type)),
+            encoding=encoding,
+            strict_validation=self.strict_validation,
+            uri_parser=operation.uri_parser_class(
+                operation.parameters, operation.body_definition()
+            ),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation = self._operation
+        if self._parameter_validator is None:
+            self._parameter_validator = self._validator_map["parameter"](
+                operation.parameters,
+                uri_parser=operation._uri_parser_class(
+                    operation.parameters, operation.body_definition()
+                ),
+                strict_validation=self.strict_validation,
+                security_query_params=self.security_query_params,
+            )
+        self._parameter_validator.validate(scope)
+
+        mime_type, encoding = self.extract_content_type(scope["headers"])
+        key = (mime_type, encoding)
+        try:
+            validator = self._body_validators[key]
+        except KeyError:
+            self.validate_mime_type(mime_type)  # raises for a type the operation refuses
+            validator = self._body_validator(mime_type, encoding)
+            if len(self._body_validators) < _CACHED_CONTENT_TYPES:
+                self._body_validators[key] = validator
+        if validator is not None:
+            receive, scope = await validator.wrap_receive(receive, scope=scope)
+        await self.next_app(scope, receive, send)
+
+
+class _ValidationApi(RequestValidationAPI):
+    def make_operation(self, operation: Any) -> RequestValidationOperation:
+        return _ValidationOperation(
+            self.next_app,
+            operation=operation,
+            strict_validation=self.strict_validation,
+            validator_map=self.validator_map,
+        )
+
+
+class CachedRequestValidationMiddleware(RequestValidationMiddleware):
+    """Connexion's request validation, each operation's validators built once."""
+
+    api_cls = _ValidationApi
+
+
+def middlewares(*, validate_responses: bool, before_validation: Sequence[Any] = ()) -> list[Any]:
+    """Connexion's default middleware list: routing indexed, validators cached, response
+    validation only if on, and ``before_validation`` just before the request validation.
+
+    Connexion's ``MiddlewarePosition.BEFORE_VALIDATION`` looks for its own validation class, so
+    what goes there is placed here instead.
+    """
     chosen = []
     for middleware in ConnexionMiddleware.default_middlewares:
         if middleware is RoutingMiddleware:
             chosen.append(IndexedRoutingMiddleware)
+        elif middleware is RequestValidationMiddleware:
+            chosen.extend(before_validation)
+            chosen.append(CachedRequestValidationMiddleware)
         elif middleware is SwaggerUIMiddleware:
             chosen.append(IndexedSwaggerUIMiddleware)
         elif middleware is not ResponseValidationMiddleware or validate_responses:

@@ -142,7 +142,7 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
 _ANNOTATIONS = frozenset({"type", "title", "description", "example", "examples", "deprecated"})
 
 
-def _only_a_string(schema: dict[str, Any]) -> bool:
+def only_a_string(schema: dict[str, Any]) -> bool:
     """True for ``{type: string}`` plus annotations: every path parameter of the spec today.
 
     Path and header values are always strings, so such a schema needs no validator run (the
@@ -153,6 +153,24 @@ def _only_a_string(schema: dict[str, Any]) -> bool:
 
 class OpenAPI31ParameterValidator(ParameterValidator):
     """Path, query and header parameters validated with draft 2020-12 formats (``uuid``...)."""
+
+    def __init__(self, parameters: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(parameters, *args, **kwargs)
+        path = self.parameters.get("path", [])
+        # Operations whose only parameters are path parameters accepting any string: a request
+        # without a query string that has each of them as a string passes every check.
+        self._any_string_path = set(self.parameters) <= {"path"} and all(
+            only_a_string(parameter.get("schema", parameter)) for parameter in path
+        )
+        # The names Connexion looks path parameters up by.
+        self._path_keys = [parameter["name"].replace("-", "_") for parameter in path]
+
+    def validate(self, scope: Scope) -> None:
+        if self._any_string_path and not scope.get("query_string"):
+            values = scope.get("path_params", {})
+            if all(isinstance(values.get(key), str) for key in self._path_keys):
+                return
+        super().validate(scope)
 
     @staticmethod
     def validate_parameter(
@@ -165,7 +183,7 @@ class OpenAPI31ParameterValidator(ParameterValidator):
                 return f"Missing {parameter_type} parameter '{param['name']}'"
             return None
         schema = param.get("schema", param)
-        if _only_a_string(schema) and isinstance(value, str):
+        if only_a_string(schema) and isinstance(value, str):
             return None
         error = best_match(_compiled(schema).iter_errors(value))
         if error is None:

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import jsonschema_rs
 from connexion.exceptions import BadRequestProblem
 from connexion.utils import is_null, is_nullable
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
@@ -64,6 +65,72 @@ _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 _ABSENT = object()  # no body at all, as opposed to a JSON `null`
 _COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _reachable(schema: dict[str, Any]) -> list[Any]:
+    """Every subschema ``schema`` can reach, following its ``#/...`` references."""
+    seen: list[Any] = []
+    pending: list[Any] = [schema]
+    visited_refs: set[str] = set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            seen.append(item)
+            for key, value in item.items():
+                if key == "components":
+                    continue  # reached through references only
+                if key == "$ref" and isinstance(value, str) and value.startswith("#/"):
+                    if value not in visited_refs:
+                        visited_refs.add(value)
+                        pending.append(_pointer(schema, value))
+                else:
+                    pending.append(value)
+    return seen
+
+
+def _pointer(document: dict[str, Any], ref: str) -> Any:
+    target: Any = document
+    for part in ref[2:].split("/"):
+        target = target[part.replace("~1", "/").replace("~0", "~")]
+    return target
+
+
+def _with_ecma_patterns(schema: Any) -> Any:
+    """A copy of ``schema`` whose patterns mean, in any regex engine, what ECMA-262 says."""
+    if isinstance(schema, list):
+        return [_with_ecma_patterns(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copied = {key: _with_ecma_patterns(value) for key, value in schema.items()}
+    if isinstance(copied.get("pattern"), str):
+        copied["pattern"] = ecma_pattern(copied["pattern"]).pattern
+    return copied
+
+
+_FAST: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _fast_check(schema: dict[str, Any]) -> Any:
+    """A compiled (jsonschema-rs) validator of ``schema``, or None where it may disagree.
+
+    It only ever says "valid" sooner: a body it finds invalid is judged again, and described,
+    by the draft 2020-12 validator above, so the errors stay that validator's. Its format checks
+    are not the same as Python's (it accepts some date-times Python refuses), so schemas that
+    reach a ``format`` get none. tests/server/test_validation_fast.py compares the two.
+    """
+    cached = _FAST.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        fast = None
+        translated = to_openapi_31(schema)
+        if not any("format" in item for item in _reachable(translated)):
+            try:
+                fast = jsonschema_rs.Draft202012Validator(_with_ecma_patterns(translated))
+            except Exception:  # a schema it cannot compile: the Python validator alone decides
+                fast = None
+        cached = _FAST[id(schema)] = (schema, fast)
+    return cached[1]
 
 
 def _refuse_constant(name: str) -> Any:
@@ -132,6 +199,12 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             if self._required:
                 raise BadRequestProblem(detail="Request body is required")
             return None
+        fast = _fast_check(self._schema)
+        try:
+            if fast is not None and fast.is_valid(body):
+                return None
+        except Exception:  # whatever it cannot judge, the validator below judges
+            pass
         error = best_match(_compiled(self._schema).iter_errors(body))
         if error is not None:
             raise BadRequestProblem(detail=_describe(error))

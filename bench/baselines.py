@@ -266,11 +266,13 @@ def fastapi_app() -> FastAPI:
 def main(argv: list[str]) -> int:
     import uvicorn
 
-    from server.cli import uvicorn_options
+    from server.cli import freeze_heap_after_startup, uvicorn_options
 
     (framework,) = argv
-    factory = {"starlette": "starlette_app", "fastapi": "fastapi_app"}[framework]
-    uvicorn.run(f"bench.baselines:{factory}", factory=True, **uvicorn_options(Settings.from_env()))
+    factory = {"starlette": starlette_app, "fastapi": fastapi_app}[framework]
+    # Served as the real server is: the same uvicorn options, the heap frozen after startup.
+    app = freeze_heap_after_startup(factory())
+    uvicorn.run(app, **uvicorn_options(Settings.from_env()))
     return 0
 
 

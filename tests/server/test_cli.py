@@ -1,9 +1,12 @@
-"""The CLI's first start: processes starting together on an empty database make one account."""
+"""The CLI: processes starting together on an empty database make one account; a served app's
+heap is frozen once it has started."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
+from typing import Any
 
 from server import cli
 from server.config import Settings
@@ -35,3 +38,39 @@ async def test_a_first_start_waits_for_one_in_progress_elsewhere(
 
     assert key is None
     assert count == 1
+
+
+async def test_a_served_app_freezes_its_heap_once_started_and_passes_requests_on() -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["type"], gc.get_freeze_count()))
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    served = cli.freeze_heap_after_startup(app)
+    assert gc.get_freeze_count() == 0
+    try:
+        await served({"type": "lifespan"}, receive, send)
+        frozen = gc.get_freeze_count()
+        await served({"type": "http"}, receive, send)
+    finally:
+        gc.unfreeze()  # the test process starts many apps: keep its collector as it was
+
+    assert seen == [("lifespan", 0), ("http", frozen)]
+    assert frozen > 1000  # everything alive once started
+    assert [message["type"] for message in sent] == [
+        "lifespan.startup.complete",
+        "http.response.start",
+    ]

@@ -124,11 +124,11 @@ def _fast_check(schema: dict[str, Any]) -> Any:
     if cached is None or cached[0] is not schema:
         fast = None
         translated = to_openapi_31(schema)
-        if not any("format" in item for item in _reachable(translated)):
-            try:
+        try:
+            if not any("format" in item for item in _reachable(translated)):
                 fast = jsonschema_rs.Draft202012Validator(_with_ecma_patterns(translated))
-            except Exception:  # a schema it cannot compile: the Python validator alone decides
-                fast = None
+        except Exception:  # a schema it cannot follow or compile: the Python validator decides
+            fast = None
         cached = _FAST[id(schema)] = (schema, fast)
     return cached[1]
 

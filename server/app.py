@@ -35,8 +35,10 @@ logger = logging.getLogger("recoup_api")
 SPEC_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 HANDLERS = "handlers"
-# How often idle DBOS pollers look for work (stream readers poll on their own, faster).
-RUNS_POLLING_INTERVAL_S = 0.1
+# How often DBOS's notification listener and scheduler poll on SQLite. The app uses neither
+# DBOS notifications nor scheduled workflows (streams wake their readers themselves, runs/), so
+# DBOS's default of a second costs 1 % of a core when idle where 0.1 s cost 2.5 %.
+RUNS_POLLING_INTERVAL_S = 1.0
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:

@@ -380,9 +380,16 @@ def test_delete_a_streaming_chat_is_409(
     assert _summary(as_alice, session_id, second)["isStreaming"] is True
 
 
+# A chat the session does not have is 403 too: ownership is checked first, so ids can't be probed.
+@pytest.mark.parametrize("chat", ["its-chat", "no-such-chat"])
 @pytest.mark.parametrize("operation_id", SESSION_SCOPED)
 def test_chats_of_another_accounts_session_are_403(
-    client: TestClient, as_alice: Api, bob: Caller, room: dict[str, Any], operation_id: str
+    client: TestClient,
+    as_alice: Api,
+    bob: Caller,
+    room: dict[str, Any],
+    operation_id: str,
+    chat: str,
 ) -> None:
     before = as_alice.snapshot()
 
@@ -391,7 +398,7 @@ def test_chats_of_another_accounts_session_are_403(
         operation_id,
         headers=bob.headers,
         sessionId=room["session"]["id"],
-        chatId=room["second"]["id"],
+        chatId=room["second"]["id"] if chat == "its-chat" else chat,
     )
 
     assert (response.status_code, response.json()) == (

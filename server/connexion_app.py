@@ -49,6 +49,7 @@ from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import ApiKeySecurityHandler, BearerSecurityHandler
 from connexion.utils import (
+    extract_content_type,
     inspect_function_arguments,
     is_json_mimetype,
     is_nullable,
@@ -115,14 +116,6 @@ class _Decorator(StarletteDecorator):
 _FORM_MIMETYPES = frozenset(FORM_CONTENT_TYPES)
 
 
-def _content_type(scope: Scope) -> str | None:
-    """The request's first ``content-type`` header, as Starlette's ``Headers.get`` reads it."""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _mimetype(content_type: str) -> str:
     mimetype, _ = parse_options_header(content_type)
     return str(mimetype.decode())
@@ -187,7 +180,7 @@ class _Binding:
 
     async def arguments(self, scope: Scope, receive: Receive) -> dict[str, Any] | None:
         """The handler's keyword arguments, or None when this request needs Connexion's path."""
-        content_type = _content_type(scope)
+        content_type = extract_content_type(scope["headers"])
         mimetype = None if content_type is None else _mimetype(content_type)
         if mimetype in _FORM_MIMETYPES:
             return None  # form fields and files can become arguments

@@ -20,7 +20,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.exceptions import HTTPException
 
-from server.spec import Document, allowed_methods, operations, path_matcher
+from server.spec import Document, allowed_methods, operations, path_matcher, resolved
 
 logger = logging.getLogger("recoup_api.errors")
 
@@ -75,10 +75,8 @@ _DEFAULT_SHAPE = _Shape(key="error", with_status=True, fixed=None)
 
 
 def _resolve(document: Document, node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = document
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
+    """``node`` with its references followed through."""
+    while (target := resolved(document, node)) is not node:
         node = target
     return node
 

@@ -212,14 +212,14 @@ def path_matcher(path: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
-def _resolved(document: Document, node: Any) -> Any:
-    """``node``, or what its local ``$ref`` points at."""
+def resolved(document: Document, node: Any) -> Any:
+    """``node``, or what its local ``$ref`` (``#/...``) points at (one step)."""
     ref = node.get("$ref") if isinstance(node, dict) else None
     if not isinstance(ref, str) or not ref.startswith("#/"):
         return node
     target: Any = document
     for part in ref[2:].split("/"):
-        target = target[part]
+        target = target[part.replace("~1", "/").replace("~0", "~")]
     return target
 
 
@@ -241,11 +241,11 @@ def _fold_path_parameters(document: Document) -> None:
                 continue
             own = operation.setdefault("parameters", [])
             taken = {
-                (param["name"], param["in"]) for param in map(partial(_resolved, document), own)
+                (param["name"], param["in"]) for param in map(partial(resolved, document), own)
             }
             for param in shared:
-                resolved = _resolved(document, param)
-                if (resolved["name"], resolved["in"]) not in taken:
+                resolved_param = resolved(document, param)
+                if (resolved_param["name"], resolved_param["in"]) not in taken:
                     own.append(copy.deepcopy(param))
 
 

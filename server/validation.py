@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from starlette.types import Scope
 
-from server.spec import to_openapi_31
+from server.spec import resolved, to_openapi_31
 
 # ECMA-262 WhiteSpace and LineTerminator: what `\s` means in a JSON Schema pattern and what
 # JavaScript's trim() removes. Python's own `\s` and str.strip() also take \x1c-\x1f and \x85.
@@ -84,17 +84,10 @@ def _reachable(schema: dict[str, Any]) -> list[Any]:
                 if key == "$ref" and isinstance(value, str) and value.startswith("#/"):
                     if value not in visited_refs:
                         visited_refs.add(value)
-                        pending.append(_pointer(schema, value))
+                        pending.append(resolved(schema, item))
                 else:
                     pending.append(value)
     return seen
-
-
-def _pointer(document: dict[str, Any], ref: str) -> Any:
-    target: Any = document
-    for part in ref[2:].split("/"):
-        target = target[part.replace("~1", "/").replace("~0", "~")]
-    return target
 
 
 def _with_ecma_patterns(schema: Any) -> Any:

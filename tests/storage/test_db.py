@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -71,18 +70,10 @@ async def test_a_read_does_not_wait_for_an_open_write_transaction(
     assert await _count(database, read) == 1
 
 
-@pytest.fixture
-async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
-    """SQLite only: the write turn is SQLite's (PostgreSQL writers do not exclude each other)."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'recoup.db'}")
-    await db.upgrade()
-    yield db
-    await db.dispose()
-
-
 async def test_a_writer_waits_for_its_turn_without_holding_a_connection(
     sqlite_database: Database, write: Opener
 ):
+    # SQLite only: the write turn is SQLite's (PostgreSQL writers do not exclude each other).
     database = sqlite_database
     first_in, release = asyncio.Event(), asyncio.Event()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,9 @@ from storage.models import Account
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{(tmp_path / 'recoup.db').resolve()}")
-    await db.upgrade()
-    yield db
-    await db.dispose()
+def database(sqlite_database: Database) -> Database:
+    """This driver is SQLite's: every test here runs on SQLite alone."""
+    return sqlite_database
 
 
 @pytest.fixture

@@ -55,10 +55,9 @@ def parse_sse(body: str) -> tuple[list[dict[str, Any]], list[str]]:
     return chunks, frames
 
 
-def assert_valid_stream(chunks: list[dict[str, Any]], *, replay: bool = True) -> None:
-    """The order and the fields the AI SDK client enforces (`replay`: the stream starts at 0)."""
-    if replay:
-        assert chunks[0]["type"] == "start" and chunks[0]["messageId"], chunks[:1]
+def assert_valid_stream(chunks: list[dict[str, Any]]) -> None:
+    """The order and the fields the AI SDK client enforces on a whole stream."""
+    assert chunks[0]["type"] == "start" and chunks[0]["messageId"], chunks[:1]
     assert chunks[-1] == {"type": "finish"}, chunks[-3:]
     open_parts: set[str] = set()
     tool_inputs: set[str] = set()

@@ -50,14 +50,18 @@ def test_start_index_skips_chunks_and_counts_from_the_end(slow_chat: RunChat) ->
 def test_a_negative_start_index_counts_from_the_end(slow_chat: RunChat) -> None:
     original = slow_chat.stream_in_background("POST", "/api/chat", json=slow_chat.body())
     original.wait_for("text-delta")
+    received_before = len(original.chunks)
 
     tail = _resume(slow_chat, "?startIndex=-2")
 
     tail_index = int(tail.headers["x-workflow-stream-tail-index"])  # type: ignore[attr-defined]
     original.join()
+    # The stored stream held at least what the first client had received, and the tail starts
+    # two chunks before its end: possibly inside a text part, so only the slice is checked.
+    assert received_before <= tail_index + 1 <= len(original.chunks)
     chunks = parse_sse(tail.text)[0]  # type: ignore[attr-defined]
     assert chunks == original.chunks[tail_index - 1 :]
-    assert_valid_stream(chunks, replay=False)
+    assert chunks[-1] == {"type": "finish"}
 
 
 def test_no_run_in_progress_is_204(chat: RunChat) -> None:

@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from connexion import AsyncApp
 from connexion.apps.abstract import AbstractApp
 from connexion.apps.asynchronous import AsyncApi, AsyncASGIApp, AsyncOperation
@@ -37,6 +38,7 @@ from connexion.decorators.parameter import (
 )
 from connexion.decorators.response import AsyncResponseDecorator
 from connexion.http_facts import FORM_CONTENT_TYPES
+from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
 from connexion.middleware.main import ConnexionMiddleware
 from connexion.middleware.request_validation import (
@@ -49,7 +51,6 @@ from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.security import ApiKeySecurityHandler, BearerSecurityHandler
 from connexion.utils import (
-    extract_content_type,
     inspect_function_arguments,
     is_json_mimetype,
     is_nullable,
@@ -57,6 +58,7 @@ from connexion.utils import (
 )
 from python_multipart.multipart import parse_options_header
 from starlette._utils import get_route_path
+from starlette.convertors import FloatConvertor, IntegerConvertor, StringConvertor, UUIDConvertor
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
@@ -114,6 +116,52 @@ class _Decorator(StarletteDecorator):
 
 
 _FORM_MIMETYPES = frozenset(FORM_CONTENT_TYPES)
+
+
+def extract_content_type(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's ``content-type``, as ``connexion.utils.extract_content_type`` finds it.
+
+    Connexion's evaluates the typing subscriptions of a local annotation on every call, a few
+    microseconds twice a request; ASGI headers need none of its generality.
+    """
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
+def _not_plain_json(value: Any) -> Any:
+    raise TypeError
+
+
+_PLAIN_JSON_ONLY = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+class FastJsonifier(Jsonifier):
+    """Connexion's jsonifier, writing plain JSON data (dicts, lists, strings, numbers, booleans,
+    None) with orjson: a list of ten chats takes 3 µs instead of 30.
+
+    Anything else (a datetime, a dataclass, an integer beyond 64 bits, a non-string key, a lone
+    surrogate) and any call with options goes to Connexion's own encoder, unchanged; a UUID is
+    written as its string by both. The
+    text differs only in form: no spaces after separators, non-ASCII characters as UTF-8 rather
+    than escapes, and a non-finite float as ``null`` (the standard library writes ``NaN``,
+    which is not JSON). Parsing stays with the standard library.
+    """
+
+    def dumps(self, data: Any, **kwargs: Any) -> str:
+        if not kwargs:
+            try:
+                encoded = orjson.dumps(data, default=_not_plain_json, option=_PLAIN_JSON_ONLY)
+            except TypeError:
+                pass
+            else:
+                return encoded.decode() + "\n"
+        return str(super().dumps(data, **kwargs))
 
 
 def _mimetype(content_type: str) -> str:
@@ -264,6 +312,10 @@ class BearerHandler(_CachedKeywordChecks, BearerSecurityHandler):
 SECURITY_MAP = {"apiKey": ApiKeyHandler, "bearer": BearerHandler}
 
 
+# Starlette's convertors whose values cannot hold a "/" (a custom one might).
+_SEGMENT_CONVERTORS = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
+
+
 def _literal_prefix(route: BaseRoute) -> str:
     """What every path the route matches starts with ("" when it cannot say)."""
     if isinstance(route, Route):
@@ -271,33 +323,68 @@ def _literal_prefix(route: BaseRoute) -> str:
     return ""
 
 
-def _index_routes(router: Router) -> None:
-    """Make ``router`` try, in its order, only the routes whose literal prefix starts the path.
+def _slashes(route: BaseRoute) -> int | None:
+    """How many "/" every path the route matches has (None when it cannot say)."""
+    if isinstance(route, Route) and all(
+        type(convertor) in _SEGMENT_CONVERTORS for convertor in route.param_convertors.values()
+    ):
+        return route.path_format.count("/")
+    return None
 
-    Starlette tries every route's regular expression in turn (and, when none matches, every route
-    again with a slash added or removed, for a redirect): the operation's route was found after
-    two dozen misses, and the Swagger UI's router, in front of every request, missed all of its
-    routes twice. A route whose literal prefix does not start the path cannot match, so skipping
-    it changes nothing; whenever some route does match, Starlette's own algorithm decides.
+
+class RouteIndex:
+    """A router's routes that can match a path, in the router's order.
+
+    A route whose literal prefix does not start the path cannot match it, nor can one whose
+    parameters hold no "/" when the path has another number of "/" than the route's template.
+    Skipping those changes nothing: whenever some route does match, Starlette's own algorithm
+    (the first full match, else the first partial one) decides among the rest.
     """
-    fallback = router.middleware_stack
-    indexed: list[tuple[str, BaseRoute]] = []
 
-    def candidates(path: str) -> list[BaseRoute]:
-        if len(indexed) != len(router.routes):
-            indexed[:] = [(_literal_prefix(route), route) for route in router.routes]
-        return [route for prefix, route in indexed if path.startswith(prefix)]
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._indexed: list[BaseRoute] = []
+        self._by_slashes: dict[int, list[tuple[str, BaseRoute]]] = {}
+        self._any_slashes: list[tuple[str, BaseRoute]] = []
 
-    def best_match(scope: Scope) -> tuple[BaseRoute, Scope] | None:
+    def candidates(self, path: str) -> list[BaseRoute]:
+        routes = self.router.routes
+        if len(self._indexed) != len(routes):  # routes added after indexing: index again
+            self._index(routes)
+        table = self._by_slashes.get(path.count("/"), self._any_slashes)
+        return [route for prefix, route in table if path.startswith(prefix)]
+
+    def _index(self, routes: list[BaseRoute]) -> None:
+        self._indexed = list(routes)
+        entries = [(_slashes(route), _literal_prefix(route), route) for route in routes]
+        self._any_slashes = [(prefix, route) for count, prefix, route in entries if count is None]
+        self._by_slashes = {
+            wanted: [(prefix, route) for count, prefix, route in entries if count in (None, wanted)]
+            for wanted in {count for count, _, _ in entries if count is not None}
+        }
+
+    def best_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
         """The first full match, else the first partial one (what Starlette picks)."""
         partial: tuple[BaseRoute, Scope] | None = None
-        for route in candidates(get_route_path(scope)):
+        for route in self.candidates(get_route_path(scope)):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 return route, child_scope
             if match is Match.PARTIAL and partial is None:
                 partial = (route, child_scope)
         return partial
+
+
+def _index_routes(router: Router) -> None:
+    """Make ``router`` try only the routes that can match the path (:class:`RouteIndex`).
+
+    Starlette tries every route's regular expression in turn (and, when none matches, every route
+    again with a slash added or removed, for a redirect): the operation's route was found after
+    two dozen misses, and the Swagger UI's router, in front of every request, missed all of its
+    routes twice.
+    """
+    fallback = router.middleware_stack
+    best_match = RouteIndex(router).best_match
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -385,6 +472,15 @@ class _ValidationOperation(RequestValidationOperation):
             ),
         )
 
+    def extract_content_type(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+        """Connexion's, with the header found by this module's :func:`extract_content_type`."""
+        mime_type, encoding = split_content_type(extract_content_type(headers))
+        if mime_type is None:
+            # Content-type header is not required. Take a best guess (as Connexion does).
+            consumes = self._operation.consumes
+            mime_type = consumes[0] if consumes else "application/octet-stream"
+        return mime_type, encoding or "utf-8"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         operation = self._operation
         if self._parameter_validator is None:
@@ -453,6 +549,7 @@ class RecoupApp(AsyncApp):
     """``AsyncApp`` whose operations are decorated once (see the module's docstring)."""
 
     def __init__(self, import_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("jsonifier", FastJsonifier())
         # What AsyncApp.__init__ does, with the app's operation class replaced.
         self._middleware_app = _ASGIApp()
         AbstractApp.__init__(self, import_name, **kwargs)

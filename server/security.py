@@ -26,11 +26,13 @@ INVALID = "Invalid or expired credentials"
 REVOCATIONS_FILE = "revoked-keys.log"
 
 
+_CREDENTIAL_HEADERS = (b"x-api-key", b"authorization")
+
+
 def _refuse_both(request: ConnexionRequest) -> None:
     """Exactly one credential: two headers (of one name or of both) are refused."""
-    given = len(request.headers.getlist("x-api-key")) + len(
-        request.headers.getlist("authorization")
-    )
+    # ASGI header names are lowercase; counted on the scope, no Headers object is built.
+    given = sum(name in _CREDENTIAL_HEADERS for name, _value in request.scope["headers"])
     if given > 1:
         raise Unauthorized(BOTH_GIVEN)
 

@@ -10,7 +10,8 @@ arguments the handler gets and how its answer becomes a response. Here each is b
 reused, through Connexion's own extension points: the app's operation class, its decorator, the
 parameter decorator's name sanitizer, the middleware list and the ``security_map`` handlers.
 What a request sees is unchanged (tests/server/test_binding.py compares both ways on every kind
-of request); only the repeated building is gone (docs/performance.md).
+of request); only the repeated building is gone (docs/performance.md). Routers try only the
+routes that can match (:class:`RouteIndex`), and answers are written by :class:`FastJsonifier`.
 """
 
 from __future__ import annotations
@@ -147,10 +148,9 @@ class FastJsonifier(Jsonifier):
 
     Anything else (a datetime, a dataclass, an integer beyond 64 bits, a non-string key, a lone
     surrogate) and any call with options goes to Connexion's own encoder, unchanged; a UUID is
-    written as its string by both. The
-    text differs only in form: no spaces after separators, non-ASCII characters as UTF-8 rather
-    than escapes, and a non-finite float as ``null`` (the standard library writes ``NaN``,
-    which is not JSON). Parsing stays with the standard library.
+    written as its string by both. The text differs only in form: no spaces after separators,
+    non-ASCII characters as UTF-8 rather than escapes, and a non-finite float as ``null`` (the
+    standard library writes ``NaN``, which is not JSON). Parsing stays with the standard library.
     """
 
     def dumps(self, data: Any, **kwargs: Any) -> str:

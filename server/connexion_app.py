@@ -364,15 +364,19 @@ class RouteIndex:
         }
 
     def best_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
-        """The first full match, else the first partial one (what Starlette picks)."""
-        partial: tuple[BaseRoute, Scope] | None = None
-        for route in self.candidates(get_route_path(scope)):
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                return route, child_scope
-            if match is Match.PARTIAL and partial is None:
-                partial = (route, child_scope)
-        return partial
+        return first_match(self.candidates(get_route_path(scope)), scope)
+
+
+def first_match(routes: Sequence[BaseRoute], scope: Scope) -> tuple[BaseRoute, Scope] | None:
+    """Starlette's Router choice among ``routes``: the first full match, else the first partial."""
+    partial: tuple[BaseRoute, Scope] | None = None
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            return route, child_scope
+        if match is Match.PARTIAL and partial is None:
+            partial = (route, child_scope)
+    return partial
 
 
 def _index_routes(router: Router) -> None:

@@ -1,29 +1,17 @@
-"""The routers' index picks the route Starlette itself would, for any path and method."""
+"""The routers' index picks the route Starlette would, for any path and method: the same choice
+(``first_match``, Starlette's rule, whose outcomes tests/api/test_http.py pins: 404, 405,
+redirects) over every route and over the index's candidates only."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from starlette.routing import BaseRoute, Match, Mount, Route, Router
+from starlette.routing import Mount, Route, Router
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.connexion_app import RouteIndex
-
-
-def _starlettes_choice(router: Router, scope: dict[str, Any]) -> tuple[BaseRoute, Any] | None:
-    """Starlette's Router: every route in order, the first full match, else the first partial."""
-    partial = None
-    for route in router.routes:
-        match, child_scope = route.matches(scope)
-        if match is Match.FULL:
-            return route, child_scope
-        if match is Match.PARTIAL and partial is None:
-            partial = (route, child_scope)
-    return partial
+from server.connexion_app import RouteIndex, first_match
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +67,7 @@ def test_the_index_chooses_as_starlette_does(routers: list[Router]) -> None:
     def chooses_alike(path: str, method: str, root_path: str) -> None:
         scope = {"type": "http", "method": method, "path": root_path + path, "root_path": root_path}
         for router in routers:
-            expected = _starlettes_choice(router, scope)
+            expected = first_match(router.routes, scope)  # every route
             chosen = RouteIndex(router).best_match(scope)
             if expected is None:
                 assert chosen is None, (path, method)

@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Connectable
 from storage.models import Chat, ChatMessage, ChatRead, Session, storable_key, utc_now
@@ -77,7 +77,7 @@ _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.in
 
 
 def _dialect_name(db: Connectable) -> str:
-    bind = db if isinstance(db, AsyncConnection) else db.get_bind()
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
     return bind.dialect.name
 
 

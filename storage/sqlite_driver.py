@@ -16,6 +16,11 @@ passed, when sqlite3's own "database is locked" error is raised, as SQLite's han
 A statement refused with ``SQLITE_BUSY`` changed nothing, so retrying it is safe; the one busy
 error that retrying cannot cure (``SQLITE_BUSY_SNAPSHOT``: a read transaction that tried to
 write after another connection wrote) is raised at once, as before.
+
+The hot operations go one step further (:class:`LoopConnection`): a synchronous SQLAlchemy
+connection of the pysqlite driver, used on the loop's thread in the same way, with no asyncio
+adaptation at all. SQLAlchemy's asyncio layer passes every statement, cursor and fetch through a
+greenlet switch and its adapter's coroutines; here a statement is one synchronous call.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, CursorResult, Dialect
+from sqlalchemy.sql import Executable
 
 # How long a statement waits for another connection's lock before "database is locked".
 BUSY_TIMEOUT_S = 10.0
@@ -37,6 +46,7 @@ _SQLITE_BUSY = 5
 _SQLITE_BUSY_SNAPSHOT = 517
 
 _Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
+_T = TypeVar("_T")
 
 
 def _execute(
@@ -56,9 +66,27 @@ def _execute(
         cursor.close()
 
 
-def _retryable(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
+def _retryable(error: sqlite3.OperationalError | exc.OperationalError) -> bool:
+    code = getattr(getattr(error, "orig", error), "sqlite_errorcode", None)
     return code is not None and code & 0xFF == _SQLITE_BUSY and code != _SQLITE_BUSY_SNAPSHOT
+
+
+async def retried(call: Callable[..., _T], *args: Any) -> _T:
+    """``call(*args)``, run again after an asyncio sleep while SQLite answers ``SQLITE_BUSY``.
+
+    ``call`` is a sqlite3 call or a SQLAlchemy one over pysqlite (whose errors wrap sqlite3's).
+    Past :data:`BUSY_TIMEOUT_S` the last "database is locked" error is raised.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = _FIRST_RETRY_S
+    while True:
+        try:
+            return call(*args)
+        except (sqlite3.OperationalError, exc.OperationalError) as error:
+            if not _retryable(error) or time.monotonic() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _LONGEST_RETRY_S)
 
 
 class InlineCursor:
@@ -122,16 +150,7 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        pause = _FIRST_RETRY_S
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except sqlite3.OperationalError as error:
-                if not _retryable(error) or time.monotonic() + pause > deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _LONGEST_RETRY_S)
+        return await (retried(partial(fn, **kwargs), *args) if kwargs else retried(fn, *args))
 
 
 def connect(database: str | Path, **kwargs: Any) -> InlineConnection:
@@ -144,3 +163,26 @@ def connect(database: str | Path, **kwargs: Any) -> InlineConnection:
     connection = InlineConnection(lambda: sqlite3.connect(location, **kwargs), 64)
     connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
     return connection
+
+
+class LoopConnection:
+    """A synchronous SQLAlchemy connection (pysqlite) in a transaction, used on the event loop's
+    thread: what Core storage functions need of an ``AsyncConnection``, without its greenlets.
+
+    :meth:`execute` returns the statement's ``Result``, as ``AsyncConnection.execute`` does; a
+    statement refused with ``SQLITE_BUSY`` is retried in asyncio, as in :class:`InlineConnection`.
+    """
+
+    __slots__ = ("sync_connection",)
+
+    def __init__(self, sync_connection: Connection) -> None:
+        self.sync_connection = sync_connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync_connection.dialect
+
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> CursorResult[*tuple[Any, ...]]:
+        return await retried(self.sync_connection.execute, statement, parameters)

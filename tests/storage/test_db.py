@@ -44,6 +44,12 @@ async def _add_account(tx: Connectable, name: str) -> None:
     await tx.execute(insert(Account).values(row))
 
 
+def _connections_in_use(db: Database) -> int:
+    """Connections checked out of the database's pools (on SQLite, its loop engine's too)."""
+    engines = [db.engine.sync_engine, *([db.loop_engine] if db.loop_engine else [])]
+    return sum(engine.pool.checkedout() for engine in engines)  # type: ignore[attr-defined]
+
+
 async def _count(db: Database, read: Opener = READERS["session"]) -> int:
     async with read(db) as tx:
         return int((await tx.execute(select(func.count()).select_from(Account))).scalar() or 0)
@@ -91,7 +97,7 @@ async def test_a_writer_waits_for_its_turn_without_holding_a_connection(
     await asyncio.sleep(0.05)
     # Queued on the process's write gate, not in SQLite's lock with a connection in hand.
     assert not second.done()
-    assert database.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert _connections_in_use(database) == 1
     release.set()
     await asyncio.wait_for(asyncio.gather(first, second), timeout=2)
 

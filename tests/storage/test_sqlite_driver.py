@@ -1,20 +1,47 @@
-"""SQLite statements run on the loop's thread and wait for other connections' locks in asyncio."""
+"""SQLite statements run on the loop's thread and wait for other connections' locks in asyncio.
+
+Each holds for both ways in: a session (``transaction``/``read``, through SQLAlchemy's asyncio
+layer) and a bare connection (``connection``, a synchronous connection on the loop's thread).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from storage import accounts, sqlite_driver
-from storage.db import Database
-from storage.models import Account
+from storage import sqlite_driver
+from storage.db import Connectable, Database
+from storage.models import Account, utc_now
+
+Opener = Callable[[Database], AbstractAsyncContextManager[Connectable]]
+WRITERS: dict[str, Opener] = {
+    "session": lambda db: db.transaction(),
+    "connection": lambda db: db.connection(),
+}
+READERS: dict[str, Opener] = {
+    "session": lambda db: db.read(),
+    "connection": lambda db: db.connection(read_only=True),
+}
+# The synchronous engine under each way in.
+ENGINES: dict[str, Callable[[Database], Engine | None]] = {
+    "session": lambda db: db.engine.sync_engine,
+    "connection": lambda db: db.loop_engine,
+}
+
+
+@pytest.fixture(params=list(WRITERS))
+def way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -31,26 +58,37 @@ def other_writer(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-async def _count(db: Database) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+async def _count(db: Database, way: str = "session") -> int:
+    async with READERS[way](db) as tx:
+        return int((await tx.execute(select(func.count()).select_from(Account))).scalar() or 0)
 
 
-async def test_statements_run_on_the_event_loops_thread(database: Database):
+async def _add_account(db: Database, way: str, name: str) -> None:
+    row = {"id": str(uuid.uuid4()), "name": name, "kind": "person", "created_at": utc_now()}
+    async with WRITERS[way](db) as tx:
+        await tx.execute(insert(Account).values(row))
+
+
+async def test_statements_run_on_the_event_loops_thread(database: Database, way: str):
     threads: set[int] = set()
+    statements: list[str] = []
 
-    def record(*_args: object) -> None:
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         threads.add(threading.get_ident())
+        statements.append(statement)
 
-    event.listen(database.engine.sync_engine, "after_cursor_execute", record)
-    async with database.transaction() as tx:
-        await accounts.create_account(tx, name="inline", kind="person")
-    assert await _count(database) == 1
+    engine = ENGINES[way](database)
+    assert engine is not None
+    event.listen(engine, "after_cursor_execute", record)
+    await _add_account(database, way, "inline")
+    assert await _count(database, way) == 1
     assert threads == {threading.get_ident()}
+    assert statements[0] == "BEGIN IMMEDIATE"  # the writer's BEGIN, then its INSERT
+    assert statements[-2:] == ["BEGIN", "SELECT count(*) AS count_1 \nFROM accounts"]
 
 
 async def test_a_writer_waits_for_another_connections_lock_without_blocking_the_loop(
-    database: Database, other_writer: sqlite3.Connection
+    database: Database, other_writer: sqlite3.Connection, way: str
 ):
     other_writer.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -61,43 +99,40 @@ async def test_a_writer_waits_for_another_connections_lock_without_blocking_the_
             await asyncio.sleep(0.005)
             ticks += 1
 
-    async def write() -> None:
-        async with database.transaction() as tx:
-            await accounts.create_account(tx, name="waited", kind="person")
-
     ticker = asyncio.create_task(tick())
-    writer = asyncio.create_task(write())
+    writer = asyncio.create_task(_add_account(database, way, "waited"))
     await asyncio.sleep(0.3)
     assert not writer.done()  # still waiting for the other connection's lock...
     assert ticks >= 10  # ...while the loop went on serving everything else
     other_writer.execute("COMMIT")
     await asyncio.wait_for(writer, timeout=5)
     ticker.cancel()
-    assert await _count(database) == 1
+    assert await _count(database, way) == 1
 
 
 async def test_a_lock_held_past_the_timeout_is_database_is_locked(
-    database: Database, other_writer: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+    database: Database,
+    other_writer: sqlite3.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
 ):
     monkeypatch.setattr(sqlite_driver, "BUSY_TIMEOUT_S", 0.2)
     other_writer.execute("BEGIN IMMEDIATE")
     with pytest.raises(OperationalError, match="database is locked"):
-        async with database.transaction() as tx:
-            await accounts.create_account(tx, name="never", kind="person")
+        await _add_account(database, way, "never")
     other_writer.execute("ROLLBACK")
     # Nothing half-done: the next writer gets in and only its row exists.
-    async with database.transaction() as tx:
-        await accounts.create_account(tx, name="next", kind="person")
-    assert await _count(database) == 1
+    await _add_account(database, way, "next")
+    assert await _count(database, way) == 1
 
 
 async def test_reads_never_wait_for_another_connections_write(
-    database: Database, other_writer: sqlite3.Connection
+    database: Database, other_writer: sqlite3.Connection, way: str
 ):
     other_writer.execute("BEGIN IMMEDIATE")
     other_writer.execute(
         "INSERT INTO accounts (id, name, kind, created_at) VALUES ('x', 'x', 'person', '2026')"
     )
-    assert await asyncio.wait_for(_count(database), timeout=2) == 0
+    assert await asyncio.wait_for(_count(database, way), timeout=2) == 0
     other_writer.execute("COMMIT")
-    assert await _count(database) == 1
+    assert await _count(database, way) == 1

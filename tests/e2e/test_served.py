@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,18 @@ def test_first_start_prints_a_working_key_and_the_api_answers(served: Served):
         assert unauthenticated.status_code == 401
         assert unauthenticated.json()["status"] == "error"
         assert unauthenticated.headers["x-request-id"]
+        http.get(f"/api/sessions/{session_id}/chats", headers={"x-request-id": "e2e-listed"})
+
+    # Every request is logged once: time, level, logger, method, path, operation, status,
+    # duration and request id, in the format `serve` configures.
+    logged = [line for line in served.output.read_text().splitlines() if "e2e-listed" in line]
+    assert len(logged) == 1, logged
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO recoup_api\.access GET "
+        rf"/api/sessions/{session_id}/chats handlers\.session_chats\.list_session_chats 200 "
+        r"\d+\.\dms e2e-listed",
+        logged[0],
+    ), logged[0]
 
 
 def test_concurrent_creates_of_one_chat_id_over_http(served: Served):

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,6 +84,17 @@ def process_cpu_s(pid: int) -> float:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen_cpu_s() -> float:
+    """CPU seconds the hypervisor has taken from this machine's CPUs (all of them), from /proc.
+
+    On a virtual machine whose host is busy, a vCPU stops for milliseconds at a time while the
+    guest believes it runs: a server's thread stalls, and every request in flight waits. Shown
+    beside the figures it disturbs (the "steal" column of ``/proc/stat``; 0 on bare metal).
+    """
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def children_cpu_s(parent: int) -> float:
@@ -170,6 +181,7 @@ def load_operation(
     """
     db_before = database_cpu_s() if database_cpu_s else 0.0
     cpu_before = sum(server.cpu_s() for server in servers)
+    stolen_before, started = stolen_cpu_s(), time.monotonic()
     result = load.run(
         base_urls=[server.base_url for server in servers],
         method=operation.method,
@@ -181,11 +193,13 @@ def load_operation(
     )
     cpu_after = sum(server.cpu_s() for server in servers)
     db_after = database_cpu_s() if database_cpu_s else 0.0
+    stolen, elapsed = stolen_cpu_s() - stolen_before, time.monotonic() - started
     answered = max(result.requests, 1)
     return dataclasses.replace(
         result,
         cpu_ms=(cpu_after - cpu_before) * 1000 / answered,
         db_cpu_ms=(db_after - db_before) * 1000 / answered,
+        steal_pct=stolen * 100 / (elapsed * (os.cpu_count() or 1)),
     )
 
 
@@ -198,6 +212,8 @@ class Cell:
     errors: int
     requests: int
     db_cpu_ms: float = 0.0
+    steal_pct: float = 0.0  # the median run's share of all CPUs' time the hypervisor took
+    steal_max_pct: float = 0.0  # the most it took in one run
 
 
 def median_cell(results: list[load.Result]) -> Cell:
@@ -210,4 +226,20 @@ def median_cell(results: list[load.Result]) -> Cell:
         errors=sum(r.errors for r in results),
         requests=sum(r.requests for r in results),
         db_cpu_ms=statistics.median(r.db_cpu_ms for r in results),
+        steal_pct=statistics.median(r.steal_pct for r in results),
+        steal_max_pct=max(r.steal_pct for r in results),
     )
+
+
+STEAL_NOTE = (
+    "Steal: the share of the CPUs' time the hypervisor took from this machine during the runs "
+    "(/proc/stat), while the servers' threads stood still."
+)
+
+
+def steal_summary(cells: Iterable[Cell]) -> str:
+    """The hypervisor's share of the CPUs during the runs behind ``cells``: median and most."""
+    listed = list(cells)
+    median = statistics.median(cell.steal_pct for cell in listed) if listed else 0.0
+    most = max((cell.steal_max_pct for cell in listed), default=0.0)
+    return f"median {median:.1f} %, at most {most:.1f} % in one run"

@@ -58,6 +58,7 @@ class Result:
     errors: int  # socket errors, timeouts and non-2xx answers
     cpu_ms: float = 0.0  # the server's CPU time per request, when measured
     db_cpu_ms: float = 0.0  # a separate database server's (PostgreSQL), when measured
+    steal_pct: float = 0.0  # share of all CPUs' time the hypervisor took during the run
 
 
 def _lua(text: str) -> str:

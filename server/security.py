@@ -8,6 +8,7 @@ their ``user`` argument.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ def _forget_keys_if_revoked_elsewhere(data_dir: Path) -> None:
         _revocations_seen[path] = stamp
 
 
+# Lookups of keys in flight, per event loop, by the key's digest (see account_for_api_key).
+_lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def account_for_api_key(key: str) -> str:
     """The account id of a live API key; :class:`Unauthorized` otherwise.
 
@@ -71,11 +78,36 @@ async def account_for_api_key(key: str) -> str:
     revocation by this process or by ``recoup-api keys revoke`` on the same data directory is
     honoured at once, any other within that TTL. The lookup only reads, so it takes no write lock;
     the once-a-minute ``last_used_at`` update is a write transaction of its own.
+
+    Requests that find the same key missing from the cache at the same time (all of a client's
+    requests in flight, each time its entry expires) wait for one lookup instead of each reading
+    the key and each writing its ``last_used_at``: under load that herd queued tens of write
+    transactions and held requests for up to a second (docs/performance.md).
     """
     _forget_keys_if_revoked_elsewhere(context.settings().data_dir)
     account_id = accounts.verified_keys.account_id(key)
     if account_id is not None:
         return account_id
+    loop = asyncio.get_running_loop()
+    lookups = _lookups.get(loop) or _lookups.setdefault(loop, {})
+    digest = accounts.hash_api_key(key)
+    lookup = lookups.get(digest)
+    if lookup is None:
+        lookup = lookups[digest] = asyncio.create_task(_look_up(key))
+        lookup.add_done_callback(lambda done: _settled(lookups, digest, done))
+    # Shielded: a request that goes away does not cancel the lookup the others wait for.
+    return await asyncio.shield(lookup)
+
+
+def _settled(lookups: dict[str, asyncio.Task[str]], digest: str, lookup: asyncio.Task[str]) -> None:
+    if lookups.get(digest) is lookup:
+        del lookups[digest]
+    if not lookup.cancelled():
+        lookup.exception()  # retrieved, so that no waiter left means no "never retrieved" warning
+
+
+async def _look_up(key: str) -> str:
+    """Read the key (and record its use when stale); remember it when live."""
     database = context.database()
     async with database.read() as session:
         key_row = await accounts.live_api_key(session, key=key)

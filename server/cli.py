@@ -29,7 +29,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 class LogFormatter(logging.Formatter):
     """``logging.Formatter`` with the same output, whose date and time part is formatted once a
-    second rather than once a record: under load that ``strftime`` was a tenth of the access
+    second rather than once a record: under load that ``strftime`` was a sixth of the access
     log's cost, which every request pays (docs/performance.md)."""
 
     def __init__(self, fmt: str = LOG_FORMAT) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -17,16 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.db import Connectable, Database
 from storage.models import Account, utc_now
-
-Opener = Callable[[Database], AbstractAsyncContextManager[Connectable]]
-WRITERS: dict[str, Opener] = {
-    "session": lambda db: db.transaction(),
-    "connection": lambda db: db.connection(),
-}
-READERS: dict[str, Opener] = {
-    "session": lambda db: db.read(),
-    "connection": lambda db: db.connection(read_only=True),
-}
+from tests.storage.ways import READERS, WRITERS, Opener
 
 
 @pytest.fixture(params=list(WRITERS))

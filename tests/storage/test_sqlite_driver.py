@@ -11,7 +11,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from storage import sqlite_driver
-from storage.db import Connectable, Database
+from storage.db import Database
 from storage.models import Account, utc_now
+from tests.storage.ways import READERS, WRITERS
 
-Opener = Callable[[Database], AbstractAsyncContextManager[Connectable]]
-WRITERS: dict[str, Opener] = {
-    "session": lambda db: db.transaction(),
-    "connection": lambda db: db.connection(),
-}
-READERS: dict[str, Opener] = {
-    "session": lambda db: db.read(),
-    "connection": lambda db: db.connection(read_only=True),
-}
 # The synchronous engine under each way in.
 ENGINES: dict[str, Callable[[Database], Engine | None]] = {
     "session": lambda db: db.engine.sync_engine,

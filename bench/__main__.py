@@ -35,14 +35,13 @@ from pathlib import Path
 from bench import backends, load, readers, seed, streaming
 from bench.harness import (
     OPERATIONS,
-    STEAL_NOTE,
     TARGETS,
     Cell,
     Operation,
     load_operation,
     median_cell,
     served,
-    steal_summary,
+    steal_line,
 )
 
 
@@ -94,11 +93,7 @@ def print_comparison(cells: dict[tuple[str, str, int], Cell], args: argparse.Nam
         "CPU ms: the server process's CPU time per request (all threads), which other load on "
         "the machine disturbs far less than req/s. ÷ X: req/s of the first target over X's."
     )
-    steals = "; ".join(
-        f"{target} {steal_summary(cell for key, cell in cells.items() if key[0] == target)}"
-        for target in targets
-    )
-    print(f"{STEAL_NOTE} {steals}.")
+    print(steal_line(cells, targets))
 
 
 async def _storage_list_ms(data_dir: Path, *, session_id: str, account_id: str) -> float:

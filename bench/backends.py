@@ -32,14 +32,13 @@ from pathlib import Path
 from bench import load, seed
 from bench.harness import (
     OPERATIONS,
-    STEAL_NOTE,
     Cell,
     Server,
     children_cpu_s,
     load_operation,
     median_cell,
     served,
-    steal_summary,
+    steal_line,
 )
 
 BACKENDS = ("sqlite", "postgresql")
@@ -153,8 +152,4 @@ def print_table(
         "(fsync off) on the same two cores; its CPU ms: the cluster's processes' CPU time per "
         "request (on SQLite the database works inside the server process, in CPU ms)."
     )
-    steals = "; ".join(
-        f"{setup.name} {steal_summary(cell for key, cell in cells.items() if key[0] == setup.name)}"
-        for setup in setups
-    )
-    print(f"{STEAL_NOTE} {steals}.")
+    print(steal_line(cells, [setup.name for setup in setups]))

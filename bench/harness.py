@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -231,15 +231,16 @@ def median_cell(results: list[load.Result]) -> Cell:
     )
 
 
-STEAL_NOTE = (
-    "Steal: the share of the CPUs' time the hypervisor took from this machine during the runs "
-    "(/proc/stat), while the servers' threads stood still."
-)
-
-
-def steal_summary(cells: Iterable[Cell]) -> str:
-    """The hypervisor's share of the CPUs during the runs behind ``cells``: median and most."""
-    listed = list(cells)
-    median = statistics.median(cell.steal_pct for cell in listed) if listed else 0.0
-    most = max((cell.steal_max_pct for cell in listed), default=0.0)
-    return f"median {median:.1f} %, at most {most:.1f} % in one run"
+def steal_line(cells: Mapping[tuple[str, str, int], Cell], names: Sequence[str]) -> str:
+    """The host's share of the CPUs during the runs of each named server or setup (the first
+    element of the cells' keys): median and most, in one sentence for below a table."""
+    figures = []
+    for name in names:
+        runs = [cell for key, cell in cells.items() if key[0] == name]
+        median = statistics.median(cell.steal_pct for cell in runs) if runs else 0.0
+        most = max((cell.steal_max_pct for cell in runs), default=0.0)
+        figures.append(f"{name} median {median:.1f} %, at most {most:.1f} % in one run")
+    return (
+        "Steal: the share of the CPUs' time the hypervisor took from this machine during the "
+        f"runs (/proc/stat), while the servers' threads stood still. {'; '.join(figures)}."
+    )

@@ -100,8 +100,7 @@ async def account_for_api_key(key: str) -> str:
 
 
 def _settled(lookups: dict[str, asyncio.Task[str]], digest: str, lookup: asyncio.Task[str]) -> None:
-    if lookups.get(digest) is lookup:
-        del lookups[digest]
+    del lookups[digest]  # only ever replaced once gone: this is still the entry for it
     if not lookup.cancelled():
         lookup.exception()  # retrieved, so that no waiter left means no "never retrieved" warning
 

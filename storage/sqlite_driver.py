@@ -77,13 +77,17 @@ async def retried(call: Callable[..., _T], *args: Any) -> _T:
     ``call`` is a sqlite3 call or a SQLAlchemy one over pysqlite (whose errors wrap sqlite3's).
     Past :data:`BUSY_TIMEOUT_S` the last "database is locked" error is raised.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = None  # the clock is read only once a call is refused: most never are
     pause = _FIRST_RETRY_S
     while True:
         try:
             return call(*args)
         except (sqlite3.OperationalError, exc.OperationalError) as error:
-            if not _retryable(error) or time.monotonic() + pause > deadline:
+            if not _retryable(error):
+                raise
+            now = time.monotonic()
+            deadline = now + BUSY_TIMEOUT_S if deadline is None else deadline
+            if now + pause > deadline:
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, _LONGEST_RETRY_S)

@@ -64,7 +64,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from server.validation import only_a_string
+from server.validation import PARSED_BODY, only_a_string
 
 # The spec's parameter names are few and fixed; a request's unknown ones are bounded per request.
 _cached_pythonic = functools.lru_cache(maxsize=1024)(pythonic)
@@ -239,10 +239,14 @@ class _Binding:
             content_type = content_type or "application/octet-stream"
             if not is_json_mimetype(content_type):
                 return None
-            try:
-                body = await Request(scope, receive).json()
-            except ValueError:
-                body = None
+            extensions = scope.get("extensions", {})
+            if PARSED_BODY in extensions:
+                body = extensions.pop(PARSED_BODY)  # parsed once, by the body validator
+            else:
+                try:
+                    body = await Request(scope, receive).json()
+                except ValueError:
+                    body = None
             kwargs[self.body_name] = _get_body_argument_json(
                 body, operation=self.operation, content_type=mimetype
             )

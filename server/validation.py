@@ -64,6 +64,8 @@ _compiled_pattern = functools.cache(ecma_pattern)
 _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 _ABSENT = object()  # no body at all, as opposed to a JSON `null`
+# The scope extension in which a request's validated body reaches the argument binding.
+PARSED_BODY = "recoup.parsed_body"
 _COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
@@ -170,6 +172,13 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     """Strict UTF-8 JSON parsing and draft 2020-12 validation of request bodies."""
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        body = await self._parse_strictly(stream)
+        # Left for the argument binding, which would otherwise parse the same bytes again: what
+        # Starlette's ``Request.json()`` gives for them, None for an empty body.
+        scope.setdefault("extensions", {})[PARSED_BODY] = None if body is _ABSENT else body
+        return body
+
+    async def _parse_strictly(self, stream: AsyncGenerator[bytes, None]) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
             return _ABSENT

@@ -18,6 +18,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.lifecycle import ConnexionResponse
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.validators import ParameterValidator
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from server import connexion_app
@@ -275,6 +276,24 @@ def test_what_is_built_once_answers_every_request_as_connexion_does(
     # The cases answer what their handlers say, not an error, where they should.
     statuses = [status for status, _headers, _body in with_binding]
     assert statuses.count(200) >= 20, statuses
+
+
+def test_the_binding_takes_the_body_the_validator_parsed(
+    bound: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every operation here has a body schema, so no bound request's body is parsed twice."""
+    parsed_again: list[str] = []
+
+    class Counted(Request):
+        async def json(self) -> Any:
+            parsed_again.append(self.url.path)
+            return await super().json()
+
+    monkeypatch.setattr(connexion_app, "Request", Counted)
+    _answers(_app())
+    assert any(body for *_request, body, is_bound in REQUESTS if is_bound)
+    assert len(bound) == sum(is_bound for *_request, is_bound in REQUESTS)
+    assert parsed_again == []
 
 
 def _switched_off_init(init: Any) -> Any:

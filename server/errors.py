@@ -144,10 +144,15 @@ class ErrorRenderer:
         )
 
     def _operation_at(self, scope: Mapping[str, Any]) -> str | None:
-        path, method = scope.get("path", ""), scope.get("method", "")
-        for matcher, by_method in self._by_path.values():
-            if matcher.match(path):
-                return by_method.get(method) or next(iter(by_method.values()))
+        method = scope.get("method", "")
+        # Routers match the decoded path, in which an encoded slash (``%2F``) in a path
+        # parameter splits it in two: no route takes such a request, but its raw path, where
+        # the slash is still encoded, still names the operation whose error shape applies.
+        raw_path = scope.get("raw_path") or b""
+        for path in (scope.get("path", ""), raw_path.decode("latin-1")):
+            for matcher, by_method in self._by_path.values():
+                if matcher.match(path):
+                    return by_method.get(method) or next(iter(by_method.values()))
         return None
 
     # The handlers below are registered with Connexion's add_error_handler.

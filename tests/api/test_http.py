@@ -14,8 +14,15 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.config import Settings
 from server.context import AppStateMiddleware
-from server.spec import HTTP_METHODS
-from tests.api.conftest import SPEC, Api, documented_error, secured, session_error
+from server.spec import HTTP_METHODS, operations
+from tests.api.conftest import (
+    SPEC,
+    Api,
+    documented_error,
+    operation,
+    secured,
+    session_error,
+)
 
 ORIGIN = "https://app.recoup.test"
 OTHER_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -85,6 +92,30 @@ def test_unknown_route_is_404(client: TestClient, path: str) -> None:
     response = client.get(path)
 
     assert (response.status_code, response.json()) == (404, session_error("Not found"))
+
+
+def _unrouted_error(operation_id: str) -> dict[str, Any]:
+    """An operation's 404 body, or its 401 shape where it documents no 404 (its shape for
+    errors it does not list)."""
+    _method, _path, op = operation(operation_id)
+    status = 404 if "404" in op["responses"] else 401
+    return documented_error(operation_id, status, "Not found")
+
+
+@pytest.mark.parametrize(
+    "operation_id", [op["operationId"] for _method, path, op in operations(SPEC) if "{" in path]
+)
+def test_an_encoded_slash_in_a_path_parameter_is_404_in_the_operations_shape(
+    client: TestClient, operation_id: str
+) -> None:
+    """The router decodes ``%2F`` before matching, so no route takes the request; its error
+    body is still the one the operation at that path documents."""
+    method, template, _op = operation(operation_id)
+    path = re.sub(r"\{\w+\}", "a%2Fb", template)
+
+    response = client.request(method, path, json={})
+
+    assert (response.status_code, response.json()) == (404, _unrouted_error(operation_id))
 
 
 def _path_error(path: str, message: str) -> dict[str, Any]:

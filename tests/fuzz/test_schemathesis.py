@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from sqlalchemy import delete
 
 from server.app import create_app
 from server.config import Settings
 from storage import accounts
 from storage.db import Database
+from storage.models import Session
 
 MAX_EXAMPLES = int(os.environ.get("RECOUP_FUZZ_EXAMPLES", "60"))
 # Reproducible by default so that CI is deterministic; `make fuzz` explores fresh examples.
@@ -26,7 +28,7 @@ DERANDOMIZE = os.environ.get("RECOUP_FUZZ_SEED", "") != "random"
 
 _settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="recoup-fuzz-")))
 
-# Each example starts and stops the app, and the runs a POST /api/chat example starts are often
+# The app starts and stops with each test, and the runs a POST /api/chat example starts are often
 # cut off by the stop and recovered at the next start. When DBOS's queue thread dequeues such a
 # run just as DBOS is destroyed, it hands the run's coroutine to DBOS's event loop as that loop
 # closes: the coroutine is never awaited (DBOS logs "Event loop is closed") and the run stays
@@ -71,7 +73,31 @@ def test_every_operation_conforms(case: schemathesis.Case) -> None:
     case.call_and_validate()
 
 
-StatefulRun = schema.as_state_machine()
+async def _delete_sessions(database: Database) -> None:
+    async with database.connection() as db:
+        # Chats, their messages, reads and runs go with their session (ON DELETE CASCADE).
+        await db.execute(delete(Session))
+
+
+# Unpooled: each scenario's reset runs on an event loop of its own.
+_RESET_DATABASE = Database(_settings.resolved_database_url, pooled=False)
+
+
+class StatefulRun(schema.as_state_machine()):  # type: ignore[misc]
+    """Every scenario starts from the same store: the fuzzer's account and key, no sessions.
+
+    Hypothesis replays a scenario's choices to extend and shrink it, and which rule it can draw
+    next depends on the responses so far. Chat ids are chosen by the client and unique across
+    sessions, so while the rows of earlier scenarios stayed, a replayed chat creation got 409
+    where it had got 200, its links could no longer be followed, another rule was drawn and
+    Hypothesis stopped with FlakyStrategyDefinition. The app keeps running between scenarios
+    (stopping it waits a second for DBOS); its sessions go, and everything under them.
+    """
+
+    def setup(self) -> None:
+        asyncio.run(_delete_sessions(_RESET_DATABASE))
+
+
 StatefulRun.TestCase.settings = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,

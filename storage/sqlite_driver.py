@@ -11,8 +11,13 @@ closing a connection still go through aiosqlite's thread. See docs/performance.m
 The one thing that may not run on the loop's thread is waiting: SQLite's busy handler sleeps
 while another connection holds the write lock, which would stall every request of the process.
 So these connections run with ``busy_timeout=0`` and a statement refused with ``SQLITE_BUSY`` is
-retried here after an asyncio sleep (1 ms, doubling to 50 ms) until :data:`BUSY_TIMEOUT_S` has
-passed, when sqlite3's own "database is locked" error is raised, as SQLite's handler would.
+retried here after an asyncio sleep until :data:`BUSY_TIMEOUT_S` has passed, when sqlite3's own
+"database is locked" error is raised, as SQLite's handler would. The sleeps are 1 ms (the event
+loop's timer resolution) for the first 100 ms: the lock is usually another server process's
+request transaction, which holds it for under a millisecond and, with requests queued, takes it
+again at once, so a writer that slept longer would keep missing the gaps. Past 100 ms they double
+up to 50 ms, so that a long transaction elsewhere (a migration, a bulk delete) is not polled a
+thousand times a second.
 A statement refused with ``SQLITE_BUSY`` changed nothing, so retrying it is safe; the one busy
 error that retrying cannot cure (``SQLITE_BUSY_SNAPSHOT``: a read transaction that tried to
 write after another connection wrote) is raised at once, as before.
@@ -40,7 +45,10 @@ from sqlalchemy.sql import Executable
 
 # How long a statement waits for another connection's lock before "database is locked".
 BUSY_TIMEOUT_S = 10.0
-_FIRST_RETRY_S = 0.001
+# A refused statement is tried again every _POLL_S for _POLL_FOR_S, then after sleeps that double
+# up to _LONGEST_RETRY_S (see the module's docstring; docs/performance.md, change 23).
+_POLL_S = 0.001
+_POLL_FOR_S = 0.1
 _LONGEST_RETRY_S = 0.05
 _SQLITE_BUSY = 5
 _SQLITE_BUSY_SNAPSHOT = 517
@@ -77,8 +85,8 @@ async def retried(call: Callable[..., _T], *args: Any) -> _T:
     ``call`` is a sqlite3 call or a SQLAlchemy one over pysqlite (whose errors wrap sqlite3's).
     Past :data:`BUSY_TIMEOUT_S` the last "database is locked" error is raised.
     """
-    deadline = None  # the clock is read only once a call is refused: most never are
-    pause = _FIRST_RETRY_S
+    started = None  # the clock is read only once a call is refused: most never are
+    pause = _POLL_S
     while True:
         try:
             return call(*args)
@@ -86,11 +94,12 @@ async def retried(call: Callable[..., _T], *args: Any) -> _T:
             if not _retryable(error):
                 raise
             now = time.monotonic()
-            deadline = now + BUSY_TIMEOUT_S if deadline is None else deadline
-            if now + pause > deadline:
+            started = now if started is None else started
+            if now + pause > started + BUSY_TIMEOUT_S:
                 raise
+            if now - started >= _POLL_FOR_S:
+                pause = min(pause * 2, _LONGEST_RETRY_S)
         await asyncio.sleep(pause)
-        pause = min(pause * 2, _LONGEST_RETRY_S)
 
 
 class InlineCursor:

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, func, insert, select
@@ -127,3 +128,33 @@ async def test_reads_never_wait_for_another_connections_write(
     assert await asyncio.wait_for(_count(database, way), timeout=2) == 0
     other_writer.execute("COMMIT")
     assert await _count(database, way) == 1
+
+
+async def test_a_refused_statement_is_tried_every_millisecond_then_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Another process's request transaction holds the lock for under a millisecond and takes it
+    # again at once: a writer that slept longer and longer kept missing the gaps between them
+    # (docs/performance.md, change 23). The clock is faked, so the schedule itself is checked.
+    clock = [100.0]
+    pauses: list[float] = []
+
+    async def sleep(pause: float) -> None:
+        pauses.append(pause)
+        clock[0] += pause
+
+    monkeypatch.setattr(sqlite_driver, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(sqlite_driver, "asyncio", SimpleNamespace(sleep=sleep))
+
+    def locked() -> None:
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+        raise error
+
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await sqlite_driver.retried(locked)
+    polled = [p for p in pauses if p == 0.001]
+    assert 99 <= len(polled) <= 101 and pauses[: len(polled)] == polled  # 1 ms for 100 ms
+    assert pauses[len(polled) : len(polled) + 6] == [0.002, 0.004, 0.008, 0.016, 0.032, 0.05]
+    assert set(pauses[len(polled) + 6 :]) == {0.05}
+    assert 9.9 <= sum(pauses) <= sqlite_driver.BUSY_TIMEOUT_S  # then "database is locked"

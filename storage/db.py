@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
@@ -34,10 +35,64 @@ BUSY_TIMEOUT_S = sqlite_driver.BUSY_TIMEOUT_S
 _READ_ONLY = "recoup_read_only"
 # The databases whose write gate the current task (or its parent) holds.
 _holding: ContextVar[frozenset[int]] = ContextVar("recoup_write_gates", default=frozenset())
-_WriteGates = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+_WriteGates = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, "WriteGate"]
 # Where storage functions made of Core statements run them: a connection (Database.connection;
 # on SQLite a LoopConnection) or a session's transaction (Database.transaction, Database.read).
 Connectable = AsyncConnection | LoopConnection | AsyncSession
+
+
+class WriteGate:
+    """One event loop's turn to write: a lock that a task takes at once whenever it is free.
+
+    ``asyncio.Lock`` is strictly first come, first served: once one task waits, every later one
+    waits too, even while the lock is free, until the waiters ahead have resumed and had their
+    turn, one per loop iteration. A single transaction that suspends while holding the lock (a
+    durable run's lease renewal through the ORM) thus left a queue that, under steady writes,
+    never drained: each new writer queued behind the others instead of committing at once, and
+    waited 20 ms and more at 16 clients (docs/performance.md, change 24). Here a free gate is
+    taken at once, and a woken waiter that finds it taken again waits again at the front of the
+    queue. Most transactions hold the gate without suspending (the hot operations'
+    :class:`LoopConnection` statements), so the queue drains as soon as the holder lets go.
+    """
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self) -> None:
+        front = False
+        while self._held:
+            waiter = asyncio.get_running_loop().create_future()
+            if front:
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_first()  # woken, then cancelled: the next waiter's turn
+                elif waiter in self._waiters:  # a cancelled waiter may be passed over first
+                    self._waiters.remove(waiter)
+                raise
+            front = True
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        self._wake_first()
+
+    def _wake_first(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -85,7 +140,7 @@ class Database:
         self.engine = create_async_engine(
             url, pool_pre_ping=pooled and not url.startswith("sqlite"), **options
         )
-        # SQLite has one writer at a time. Writers of this process queue on an asyncio lock (one
+        # SQLite has one writer at a time. Writers of this process queue on a write gate (one
         # per event loop) instead of in SQLite's busy handler, which polls with sleeps of up to
         # 100 ms: under load that sleeping, not the work, made the latency (docs/performance.md).
         self._write_gates: _WriteGates | None = None
@@ -159,7 +214,7 @@ class Database:
             yield
             return
         loop = asyncio.get_running_loop()
-        gate = gates.get(loop) or gates.setdefault(loop, asyncio.Lock())
+        gate = gates.get(loop) or gates.setdefault(loop, WriteGate())
         try:
             async with asyncio.timeout(BUSY_TIMEOUT_S):
                 await gate.acquire()

@@ -91,7 +91,8 @@ async def test_never_two_holders():
     async def writer() -> None:
         nonlocal holders, turns
         for _ in range(20):
-            await asyncio.sleep(0) if rng.random() < 0.5 else None
+            if rng.random() < 0.5:
+                await asyncio.sleep(0)
             try:
                 await asyncio.wait_for(gate.acquire(), timeout=rng.choice([0.0005, 1]))
             except TimeoutError:

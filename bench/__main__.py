@@ -48,9 +48,9 @@ from bench.harness import (
 def compare(args: argparse.Namespace, work: Path) -> dict[tuple[str, str, int], Cell]:
     fixtures = {target: asyncio.run(seed.seed(work / target)) for target in args.targets}
     raw: dict[tuple[str, str, int], list[load.Result]] = {}
-    for round_no in range(1, args.rounds + 1):
+    for round_no in range(1, args.compare_rounds + 1):
         for target in args.targets:
-            print(f"round {round_no}/{args.rounds}: {target}", file=sys.stderr, flush=True)
+            print(f"round {round_no}/{args.compare_rounds}: {target}", file=sys.stderr, flush=True)
             with served(target, work / target, work / f"{target}.log") as server:
                 for operation in OPERATIONS:  # warm up: imports, caches, connection pool
                     load_operation([server], fixtures[target], operation, 16, args.warmup)
@@ -89,7 +89,8 @@ def print_comparison(cells: dict[tuple[str, str, int], Cell], args: argparse.Nam
             print("| " + " | ".join(row) + " |")
     total = sum(cell.requests for cell in cells.values())
     print(
-        f"\nMedians of {args.rounds} runs of {args.duration:g} s ({total:,} requests in all). "
+        f"\nMedians of {args.compare_rounds} runs of {args.duration:g} s "
+        f"({total:,} requests in all). "
         "CPU ms: the server process's CPU time per request (all threads), which other load on "
         "the machine disturbs far less than req/s. ÷ X: req/s of the first target over X's."
     )
@@ -260,10 +261,13 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=3, help="seconds per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up load")
     parser.add_argument(
-        "--rounds",
+        "--compare-rounds",
         type=int,
-        default=3,
-        help="runs per figure (median) of compare, growth and backends",
+        default=5,
+        help="runs per figure (median) of compare, interleaving the servers",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per figure (median) of growth and backends"
     )
     parser.add_argument(
         "--clients", type=_list, default=[1, 16, 64], help="wrk connections (default 1,16,64)"

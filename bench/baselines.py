@@ -4,7 +4,10 @@ Both call the very handler functions the real server routes to (``handlers.sessi
 storage, queries, transactions and response shaping are the same code; both authenticate through
 ``server.security.account_for_api_key`` (the server's own path to
 ``storage.accounts.account_id_for_api_key``) and render errors through the server's
-``ErrorRenderer``. What differs is only the framework around them:
+``ErrorRenderer``. Both also do the per-request work the design asks of every response, with the
+server's own middleware: the request id and the access line (``RequestLogMiddleware``, logging
+as ``recoup-api serve`` does) and the CORS headers (Starlette's ``CORSMiddleware`` with the
+server's options). What differs is only the framework around them:
 
 - ``starlette``: routes and hand-written checks, no framework validation (the ceiling);
 - ``fastapi``: what a code-first team would write, pydantic request and response models, the
@@ -26,6 +29,7 @@ from fastapi import Depends, FastAPI, Header
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,6 +39,7 @@ from server import security
 from server.config import Settings
 from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer, InvalidBody, Unauthorized
+from server.middleware import RequestLogMiddleware, cors_options
 from server.spec import merged_spec
 from storage.db import Database
 
@@ -59,6 +64,14 @@ def _state() -> tuple[AppState, Callable[[Any], Any]]:
             await database.dispose()
 
     return state, lifespan
+
+
+def _add_middleware(app: Starlette, state: AppState) -> None:
+    """The server's own middleware, in its order (outermost first): request id and access line,
+    CORS, app state. Starlette puts each one added outside those added before."""
+    app.add_middleware(AppStateMiddleware, state=state)
+    app.add_middleware(CORSMiddleware, **cors_options(state.settings))
+    app.add_middleware(RequestLogMiddleware)
 
 
 def _credential(api_key: str | None, authorization: str | None) -> str:
@@ -156,7 +169,7 @@ def starlette_app() -> Starlette:
             Route("/readyz", _ready),
         ],
     )
-    app.add_middleware(AppStateMiddleware, state=state)
+    _add_middleware(app, state)
     return app
 
 
@@ -222,7 +235,7 @@ def fastapi_app() -> FastAPI:
     """The three operations the way a code-first FastAPI team would write them."""
     state, lifespan = _state()
     app = FastAPI(lifespan=lifespan)
-    app.add_middleware(AppStateMiddleware, state=state)
+    _add_middleware(app, state)
     operations = {
         ("GET", "/api/sessions/{session_id}/chats"): LIST,
         ("POST", "/api/sessions/{session_id}/chats"): CREATE,
@@ -266,13 +279,22 @@ def fastapi_app() -> FastAPI:
 def main(argv: list[str]) -> int:
     import uvicorn
 
-    from server.cli import freeze_heap_after_startup, uvicorn_options
+    from server.cli import (
+        configure_logging,
+        freeze_heap_after_startup,
+        lean_log_records,
+        uvicorn_options,
+    )
 
     (framework,) = argv
     factory = {"starlette": starlette_app, "fastapi": fastapi_app}[framework]
-    # Served as the real server is: the same uvicorn options, the heap frozen after startup.
+    # Served as the real server is: its logging, the same uvicorn options, the heap frozen
+    # after startup.
+    settings = Settings.from_env()
+    configure_logging(settings)
+    lean_log_records()
     app = freeze_heap_after_startup(factory())
-    uvicorn.run(app, **uvicorn_options(Settings.from_env()))
+    uvicorn.run(app, **uvicorn_options(settings))
     return 0
 
 

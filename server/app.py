@@ -25,7 +25,7 @@ from server.connexion_app import SECURITY_MAP, RecoupApp, middlewares
 from server.context import AppState, AppStateMiddleware
 from server.errors import ApiError, ErrorRenderer
 from server.faults import FaultsMiddleware, faults_from_env
-from server.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from server.middleware import BodyLimitMiddleware, RequestLogMiddleware, cors_options
 from server.spec import for_connexion, merged_spec
 from server.validation import OpenAPI31BodyValidator, OpenAPI31ParameterValidator
 from storage.db import Database
@@ -106,12 +106,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # error responses too, and preflight requests never meet authentication.
     app.add_middleware(RequestLogMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
-        CORSMiddleware,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["content-type", "authorization", "x-api-key", "x-request-id"],
-        expose_headers=["x-workflow-run-id", "x-workflow-stream-tail-index", "x-request-id"],
+        CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, **cors_options(settings)
     )
     app.add_middleware(
         AppStateMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, state=state

@@ -63,6 +63,15 @@ def lean_log_records() -> None:
     logging.logMultiprocessing = False
 
 
+def configure_logging(settings: Settings) -> None:
+    """Log records to standard error at the configured level, in the server's one line format."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter())
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    # Migration chatter on every command drowns the one line the command prints.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def _print(payload: dict[str, Any]) -> None:
     print(json.dumps(payload), flush=True)
 
@@ -258,11 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return conformance_main(argv[1:])
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
-    handler = logging.StreamHandler()
-    handler.setFormatter(LogFormatter())
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
-    # Migration chatter on every command drowns the one line the command prints.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings)
     if args.command == "serve":
         lean_log_records()
         return serve(settings)

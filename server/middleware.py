@@ -5,15 +5,28 @@ from __future__ import annotations
 import logging
 import random
 import time
+from typing import Any
 
 from connexion.middleware.abstract import ROUTING_CONTEXT
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.config import Settings
 from server.errors import PayloadTooLarge
 
 access_log = logging.getLogger("recoup_api.access")
 _MAX_REQUEST_ID = 200
+
+
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Starlette's ``CORSMiddleware`` options: browser clients on the configured origins may call
+    every operation with either credential and read the run headers."""
+    return {
+        "allow_origins": list(settings.cors_origins),
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": ["content-type", "authorization", "x-api-key", "x-request-id"],
+        "expose_headers": ["x-workflow-run-id", "x-workflow-stream-tail-index", "x-request-id"],
+    }
 
 
 def _new_request_id() -> str:

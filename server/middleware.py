@@ -1,4 +1,4 @@
-"""Cross-cutting ASGI middleware: request ids and access log, and the body size limit."""
+"""Cross-cutting ASGI middleware: request ids and access log, the body size limit, CORS options."""
 
 from __future__ import annotations
 
